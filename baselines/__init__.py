@@ -1,0 +1,1 @@
+"""Reference strategies that the methods under study are compared against."""

@@ -1,0 +1,81 @@
+"""The strategy interface: ``select`` prompts, receive ``update`` feedback, expose state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class GroupFeedback:
+    """What happened to one selected prompt in a step: its index and the G rewards."""
+
+    index: int
+    rewards: tuple[float, ...]
+
+    @property
+    def pass_rate(self) -> float:
+        return sum(self.rewards) / len(self.rewards) if self.rewards else 0.0
+
+    @property
+    def informative(self) -> bool:
+        """A group teaches something only if its rewards differ (non-zero advantage)."""
+        return len(set(self.rewards)) > 1
+
+
+@dataclass(frozen=True)
+class StepFeedback:
+    """Per-step feedback: one entry per group trained on (fresh rollouts of selected prompts)."""
+
+    step: int
+    groups: tuple[GroupFeedback, ...]
+
+
+@runtime_checkable
+class SelectionContext(Protocol):
+    """What the backbone offers a strategy while it selects. Executor-agnostic by design."""
+
+    @property
+    def step(self) -> int:
+        """The training step about to run (0-based)."""
+        ...
+
+    @property
+    def pool_size(self) -> int:
+        """Number of questions in the training pool; strategies select indices in [0, size)."""
+        ...
+
+    @property
+    def group_size(self) -> int:
+        """Samples per prompt (G) that the backbone will draw for each selected prompt."""
+        ...
+
+    def rollout(self, indices: Sequence[int], n_samples: int) -> list[list[float]]:
+        """Roll out extra prompts with the current policy and return their rewards.
+
+        Used by strategies that need fresh difficulty labels (DOTS references, oracle). The
+        backbone counts the samples and tokens and keeps the time on the clock.
+        """
+        ...
+
+
+class Strategy(Protocol):
+    """A data-selection strategy. Implementations stay small, pure Python, and deterministic
+    given their seed: the same config and seed give the same selections."""
+
+    def select(self, ctx: SelectionContext, n: int) -> list[int]:
+        """Return ``n`` distinct pool indices to train on at step ``ctx.step``."""
+        ...
+
+    def update(self, feedback: StepFeedback) -> None:
+        """Observe the rewards of the groups trained on this step."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-serialisable state for checkpoints (including random generator state)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict` so a resumed run continues exactly."""
+        ...
