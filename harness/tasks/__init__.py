@@ -1,0 +1,27 @@
+"""Task pools for selbench: questions with verifiable answers and binary verifiers.
+
+``load_pool(cfg, name)`` builds a :class:`Pool` from a :class:`TaskConfig`: reasoning-gym
+tiers generated offline, or a verl/OpenRLHF-layout parquet file checked with math-verify.
+"""
+
+from __future__ import annotations
+
+from harness.configbase import ConfigError
+from harness.tasks.base import Pool, Question, Verifier
+from harness.tasks.config import TaskConfig
+from harness.tasks.extract import extract_answer
+
+__all__ = ["Pool", "Question", "TaskConfig", "Verifier", "extract_answer", "load_pool"]
+
+
+def load_pool(cfg: TaskConfig, name: str) -> Pool:
+    """Build the pool ``name`` described by ``cfg`` (validated first)."""
+    if cfg.source == "reasoning_gym":
+        from harness.tasks.gym import load_gym_pool
+
+        return load_gym_pool(cfg, name)
+    if cfg.source == "parquet":
+        from harness.tasks.parquet import load_parquet_pool
+
+        return load_parquet_pool(cfg, name)
+    raise ConfigError("task.source", cfg.source, "one of ('reasoning_gym', 'parquet')")
