@@ -235,6 +235,11 @@ def test_pool_scorer_equals_model_forward() -> None:
     np.testing.assert_allclose(scorer.score([], lab, ref_embeddings=pool[ref_idx]), got, atol=1e-6)
     # Dropout is off when scoring: the same round scores identically twice.
     np.testing.assert_array_equal(scorer.score(ref_idx, lab), got)
+    # A thread setting only applies inside the scorer's calls.
+    threads = torch.get_num_threads()
+    one = PoolScorer(m, pool, num_threads=1)
+    np.testing.assert_allclose(one.score(ref_idx, lab), got, atol=1e-6)
+    assert torch.get_num_threads() == threads
 
 
 def test_pool_scorer_round_calibration() -> None:
