@@ -230,7 +230,7 @@ def test_load_policy_missing_dir(tmp_path: Path) -> None:
 
 
 def test_smollm2_missing_package_message(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(smollm2_mod.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(smollm2_mod, "PACKAGE", "selbench_no_such_package")
     with pytest.raises(SmolLM2NotInstalled) as err:
         smollm2_mod.gguf_path()
     message = str(err.value)

@@ -170,7 +170,12 @@ def atomic_build_dir(out_dir: Path) -> Iterator[Path]:
         old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
         if out_dir.exists():
             out_dir.rename(old)  # rename() onto a non-empty directory fails, so move it aside
-        tmp.rename(out_dir)
+        try:
+            tmp.rename(out_dir)
+        except OSError:
+            if old.exists() and not out_dir.exists():
+                old.rename(out_dir)  # keep the previous build rather than nothing
+            raise
         shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
