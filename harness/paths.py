@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-CONFIG_DIR = PROJECT_ROOT / "configs"
+# SELBENCH_CONFIG_DIR points the CLI at another configs/ tree (tests, out-of-tree suites)
+CONFIG_DIR = Path(os.environ.get("SELBENCH_CONFIG_DIR", PROJECT_ROOT / "configs"))
 
 
 def cache_dir() -> Path:

@@ -71,8 +71,11 @@ def build(cfg: ModelConfig, progress: bool = True) -> Path:
 
 def load(cfg: ModelConfig, progress: bool = True) -> tuple[Any, Any, Path]:
     """(model, tokenizer, folder) for a run; builds a missing tiny model first."""
+    from transformers.utils import logging as hf_logging
+
     from harness.models import load_policy
 
+    hf_logging.disable_progress_bar()  # "Loading weights" bars drown the run's own progress
     path = build(cfg, progress=progress)
     model, tokenizer = load_policy(path)
     return model, tokenizer, path

@@ -47,7 +47,7 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-@torch.inference_mode()
+@torch.no_grad()  # not inference_mode: rollout tensors feed the autograd update later
 def sample(
     model: PreTrainedModel,
     prompt_tokens: Sequence[Sequence[int]],

@@ -102,9 +102,10 @@ class Trainer:
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)
+        # the pool first: bad data fails in a second, before minutes of model building
+        self.pool: Pool = load_pool(cfg.task, cfg.pair)
         self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)
         self.model.train()
-        self.pool: Pool = load_pool(cfg.task, cfg.pair)
         self.train_tokens = self._tokenize([q.text for q in self.pool.train])
         eval_qs = self.pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions else self.pool.eval
         self.eval_questions = eval_qs
@@ -286,7 +287,7 @@ class Trainer:
                 # weight micro-batches by their tokens so the mini-batch loss is a token-mean
                 weight = mask.sum() / mini_tokens
                 (loss * weight).backward()
-                mini_loss += float(loss) * float(weight)
+                mini_loss += float(loss.detach()) * float(weight)
                 clip_fracs.append(st["clip_frac"])
             if t.grad_clip > 0:
                 norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
