@@ -65,8 +65,10 @@ def sample(
     cache = DynamicCache()
     mask = prompt_mask
     pos = positions(mask)
+    # only the last position's logits are sampled from: skip the LM head (and a [N, P, vocab]
+    # float tensor, gigabytes for 49k-token vocabularies) at every other prompt position
     out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=pos,
-                past_key_values=cache, use_cache=True)
+                past_key_values=cache, use_cache=True, logits_to_keep=1)
     logits = out.logits[:, -1, :].float()
     next_pos = pos[:, -1] + 1
     finished = torch.zeros(n, dtype=torch.bool)
@@ -123,8 +125,10 @@ def sequence_logprobs(
     r_ids, r_mask = ro.response_ids[sel], ro.response_mask[sel]
     ids = torch.cat([p_ids, r_ids], dim=1)
     mask = torch.cat([p_mask, r_mask.long()], dim=1)
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask)).logits
-    width = p_ids.shape[1]
-    # logits at position t predict token t+1: response token j is predicted at width - 1 + j
-    resp_logits = logits[:, width - 1 : width - 1 + r_ids.shape[1], :]
-    return token_logprobs(resp_logits, r_ids, temperature)
+    n_resp = r_ids.shape[1]
+    # logits at position t predict token t+1: response token j is predicted at P - 1 + j, so
+    # only the last R + 1 positions need the LM head (as TRL does); the very last predicts
+    # nothing we score. Same values as slicing full logits, without the prompt positions' cost.
+    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask),
+                   logits_to_keep=n_resp + 1).logits
+    return token_logprobs(logits[:, :n_resp, :], r_ids, temperature)

@@ -196,7 +196,14 @@ class Trainer:
         adv = grpo.group_norm_advantages(torch.tensor(rewards, dtype=torch.float32)).reshape(-1)
         mark = timer.add("reward", mark)
 
-        old_logp, ref_logp = self._old_logprobs(ro)
+        if t.mini_batch_size == t.batch_size:
+            # One optimizer step per generation: the policy has not moved when the loss is
+            # taken, so the old log-probs are the training forward's own, detached (ratio 1,
+            # same gradient; TRL does the same). That saves a full forward over B*G sequences.
+            # Several mini-batches need them from before the first step: see _old_logprobs.
+            old_logp, ref_logp = None, self._ref_logprobs(ro)
+        else:
+            old_logp, ref_logp = self._old_logprobs(ro)
         mark = timer.add("logprobs", mark)
 
         stats = self._update(ro, adv, old_logp, ref_logp)
@@ -257,18 +264,27 @@ class Trainer:
         rows = ro.response_ids.shape[0]
         self.model.eval()
         old = torch.cat([sequence_logprobs(self.model, ro, temp, s) for s in self._micro_slices(rows)])
-        ref = None
-        if self.ref_model is not None:
-            ref = torch.cat([sequence_logprobs(self.ref_model, ro, temp, s)
-                             for s in self._micro_slices(rows)])
-        return old, ref
+        return old, self._ref_logprobs(ro)
 
-    def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor,
+    @torch.no_grad()
+    def _ref_logprobs(self, ro: Rollouts) -> torch.Tensor | None:
+        if self.ref_model is None:
+            return None
+        temp = self.cfg.train.temperature
+        rows = ro.response_ids.shape[0]
+        return torch.cat([sequence_logprobs(self.ref_model, ro, temp, s)
+                          for s in self._micro_slices(rows)])
+
+    def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor | None,
                 ref_logp: torch.Tensor | None) -> dict[str, float]:
+        """PPO-clip over mini-batches; ``old_logp=None`` takes each forward's own, detached
+        (only valid for a single mini-batch, where no optimizer step precedes any forward)."""
         t = self.cfg.train
         g = t.group_size
         self.model.train()
         n_mini = t.batch_size // t.mini_batch_size
+        if old_logp is None and n_mini > 1:
+            raise ValueError("old_logp=None needs one mini-batch (mini_batch_size == batch_size)")
         losses, kls, clip_fracs, grad_norms = [], [], [], []
         for m in range(n_mini):
             lo, hi = m * t.mini_batch_size * g, (m + 1) * t.mini_batch_size * g
@@ -279,7 +295,8 @@ class Trainer:
                 rows = slice(lo + s.start, lo + s.stop)
                 mask = ro.response_mask[rows]
                 logp = sequence_logprobs(self.model, ro, t.temperature, rows)
-                loss, st = grpo.policy_loss(logp, old_logp[rows], adv[rows], mask, t.clip_eps)
+                old = logp.detach() if old_logp is None else old_logp[rows]
+                loss, st = grpo.policy_loss(logp, old, adv[rows], mask, t.clip_eps)
                 if ref_logp is not None:
                     kl = grpo.masked_mean(grpo.k3_kl(logp, ref_logp[rows]), mask)
                     loss = loss + t.kl_coef * kl
