@@ -11,6 +11,7 @@ starts, naming the dotted field, the bad value and what is allowed.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import difflib
@@ -290,10 +291,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     value = yaml.safe_load(raw) if raw.strip() else ""
     # YAML 1.1 reads '1e-4' as a string; accept it as the number a researcher meant
     if isinstance(value, str):
-        try:
+        with contextlib.suppress(ValueError):
             value = float(value) if any(c in value for c in ".eE") else value
-        except ValueError:
-            pass
     return key.strip().split("."), value
 
 

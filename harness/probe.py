@@ -31,7 +31,9 @@ def probe(cfg: RunConfig, max_questions: int = 512, progress: bool = True) -> di
             _, rewards = trainer.rollout_and_score(idx, g, step=0, salt=3)
             rates.append(rewards.mean(axis=1))
         acc = trainer.evaluate()
+        tiers = [str(q.meta.get("tier", "")) for q in trainer.pool.train[:n]]
     p = np.concatenate(rates)
+    by_tier = {t: float(p[[i for i, x in enumerate(tiers) if x == t]].mean()) for t in sorted(set(tiers))}
     return {
         "pair": cfg.pair,
         "questions": int(n),
@@ -41,6 +43,7 @@ def probe(cfg: RunConfig, max_questions: int = 512, progress: bool = True) -> di
         "always_solved": float(np.mean(p == 1)),
         "informative": float(np.mean((p > 0) & (p < 1))),
         "eval_accuracy": acc,
+        "tier_pass_rate": by_tier,
     }
 
 
@@ -48,4 +51,5 @@ def format_row(row: dict[str, Any]) -> str:
     return (f"{row['pair']}: mean pass rate {row['mean_pass_rate']:.3f}, never solved "
             f"{row['never_solved']:.1%}, always solved {row['always_solved']:.1%}, informative "
             f"{row['informative']:.1%} (G={row['group_size']}, {row['questions']} questions); "
-            f"held-out accuracy {row['eval_accuracy']:.3f}")
+            f"held-out accuracy {row['eval_accuracy']:.3f}; by tier "
+            + ", ".join(f"{k} {v:.2f}" for k, v in row["tier_pass_rate"].items()))
