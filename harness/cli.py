@@ -119,9 +119,15 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from strategies.registry import UnknownStrategyError
 
+    errors: tuple[type[BaseException], ...] = (ConfigError, UnknownStrategyError, UserError,
+                                               FileNotFoundError)
+    if args.command in ("run", "demo", "probe"):
+        from harness.trainer import RunBusyError
+
+        errors += (RunBusyError,)
     try:
         args.func(args)
-    except (ConfigError, UnknownStrategyError, UserError, FileNotFoundError) as err:
+    except errors as err:
         print(f"selbench: error: {err}", file=sys.stderr)
         return 2
     return 0

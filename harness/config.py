@@ -66,7 +66,9 @@ class TrainConfig:
     group_size: int = opt(8, "samples per prompt (G)")
     mini_batch_size: int = opt(32, "prompts per optimizer step; must divide batch_size")
     micro_batch_size: int = opt(256, "sequences per forward/backward chunk (memory only, no effect on math)")
-    lr: float = opt(1e-4, "AdamW learning rate (constant)")
+    lr: float = opt(1e-4, "AdamW learning rate (constant after warm-up)")
+    warmup_steps: int = opt(0, "linear learning-rate warm-up over this many GRPO steps (0: constant "
+                            "from the start); Adam's first updates are sign-like and jolt tiny models")
     weight_decay: float = opt(0.0, "AdamW weight decay")
     adam_betas: list[float] = opt(help="AdamW betas", factory=lambda: [0.9, 0.999])
     grad_clip: float = opt(1.0, "max global gradient norm (0 disables clipping)")
@@ -86,6 +88,7 @@ class TrainConfig:
         check(self.batch_size % self.mini_batch_size == 0, f"{prefix}.mini_batch_size",
               self.mini_batch_size, f"must divide batch_size={self.batch_size}")
         check(self.lr > 0, f"{prefix}.lr", self.lr, "must be > 0")
+        check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", self.warmup_steps, "must be >= 0")
         check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
         check(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
               f"{prefix}.adam_betas", self.adam_betas, "two numbers in [0, 1)")

@@ -8,6 +8,7 @@ Evaluation runs with the clock stopped. The GRPO math itself lives in :mod:`harn
 from __future__ import annotations
 
 import copy
+import fcntl
 import json
 import os
 import time
@@ -206,7 +207,7 @@ class Trainer:
             old_logp, ref_logp = self._old_logprobs(ro)
         mark = timer.add("logprobs", mark)
 
-        stats = self._update(ro, adv, old_logp, ref_logp)
+        stats = self._update(ro, adv, old_logp, ref_logp, step)
         mark = timer.add("update", mark)
 
         feedback = StepFeedback(step=step, groups=tuple(
@@ -275,8 +276,18 @@ class Trainer:
         return torch.cat([sequence_logprobs(self.ref_model, ro, temp, s)
                           for s in self._micro_slices(rows)])
 
+    def _lr(self, step: int, mini: int) -> float:
+        """Linear warm-up over ``warmup_steps`` GRPO steps, computed from the step so that a
+        resumed run needs no scheduler state."""
+        t = self.cfg.train
+        if t.warmup_steps <= 0:
+            return t.lr
+        n_mini = t.batch_size // t.mini_batch_size
+        done = (step - 1) * n_mini + mini + 1
+        return t.lr * min(1.0, done / (t.warmup_steps * n_mini))
+
     def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor | None,
-                ref_logp: torch.Tensor | None) -> dict[str, float]:
+                ref_logp: torch.Tensor | None, step: int = 1) -> dict[str, float]:
         """PPO-clip over mini-batches; ``old_logp=None`` takes each forward's own, detached
         (only valid for a single mini-batch, where no optimizer step precedes any forward)."""
         t = self.cfg.train
@@ -287,6 +298,8 @@ class Trainer:
             raise ValueError("old_logp=None needs one mini-batch (mini_batch_size == batch_size)")
         losses, kls, clip_fracs, grad_norms = [], [], [], []
         for m in range(n_mini):
+            for group in self.optimizer.param_groups:
+                group["lr"] = self._lr(step, m)
             lo, hi = m * t.mini_batch_size * g, (m + 1) * t.mini_batch_size * g
             mini_tokens = ro.response_mask[lo:hi].sum().clamp(min=1)
             self.optimizer.zero_grad(set_to_none=True)
@@ -314,6 +327,7 @@ class Trainer:
             self.optimizer.step()
             losses.append(mini_loss)
         out = {"loss": float(np.mean(losses)), "clip_frac": float(np.mean(clip_fracs)),
+               "lr": self._lr(step, n_mini - 1),
                "grad_norm": float(np.mean(grad_norms))}
         if kls:
             out["kl"] = float(np.mean(kls))
@@ -442,5 +456,19 @@ def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         return run_dir, json.loads(summary_path.read_text())
-    trainer = Trainer(cfg, run_dir, progress=progress)
-    return run_dir, trainer.run()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    # one writer per run folder: a second process on the same run would interleave records
+    with open(run_dir / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise RunBusyError(f"run {run_dir} is being written by another process; wait for it "
+                               "or stop it, then rerun to resume") from None
+        if summary_path.exists():  # finished while we waited for the lock
+            return run_dir, json.loads(summary_path.read_text())
+        trainer = Trainer(cfg, run_dir, progress=progress)
+        return run_dir, trainer.run()
+
+
+class RunBusyError(RuntimeError):
+    """Another process holds the run folder's lock."""

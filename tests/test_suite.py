@@ -1,0 +1,33 @@
+"""The CPU suite: six pairs that validate, and (slow) the pass-rate spread they were tuned for."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import config
+
+TINY_PAIRS = [p for p in config.list_names("pairs") if p.startswith("tiny-")]
+
+
+def test_six_pairs_validate_and_mirror_the_paper_structure() -> None:
+    pairs = config.list_names("pairs")
+    assert len(pairs) == 6
+    models = {}
+    for name in pairs:
+        cfg = config.resolve(name, "uniform", seed=0)
+        models.setdefault(cfg.model.name, []).append(name)
+        assert set(q["name"] for q in cfg.task.tiers), "every pool mixes named difficulty tiers"
+    # a few models, several datasets each, and a real small LLM among them
+    assert len(models) == 3 and "smollm2" in models
+    assert sorted(len(v) for v in models.values()) == [1, 2, 3]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("pair", TINY_PAIRS)
+def test_base_policy_has_the_spread_of_real_math_rl(pair: str) -> None:
+    from harness.probe import probe
+
+    row = probe(config.resolve(pair, "uniform", seed=0), max_questions=512, progress=False)
+    assert 0.2 <= row["mean_pass_rate"] <= 0.6, row
+    assert row["never_solved"] >= 0.2, row
+    assert row["always_solved"] >= 0.1, row
