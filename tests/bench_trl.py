@@ -214,8 +214,7 @@ def write_table(path: Path) -> None:
 # ------------------------------------------------------------------ selbench
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: s.name)
-def test_bench_selbench_step(benchmark: Any, bench_env: BenchEnv, size: Size) -> None:
+def bench_selbench_step(benchmark: Any, bench_env: BenchEnv, size: Size) -> None:
     from harness.trainer import Trainer
 
     cfg = bench_env.cfg(size)
@@ -327,8 +326,7 @@ def make_trl_trainer(bench_env: BenchEnv, size: Size, out_dir: Path, window: Ste
     return trainer
 
 
-@pytest.mark.parametrize("size", SIZES, ids=lambda s: s.name)
-def test_bench_trl_step(benchmark: Any, bench_env: BenchEnv, size: Size) -> None:
+def bench_trl_step(benchmark: Any, bench_env: BenchEnv, size: Size) -> None:
     import trl
 
     window = StepWindow()
@@ -365,3 +363,17 @@ def test_bench_trl_step(benchmark: Any, bench_env: BenchEnv, size: Size) -> None
         info.update({"ratio_trl_step_over_selbench": row["ratio_step"],
                      "ratio_trl_train_over_selbench": row["ratio_train"]})
     benchmark.extra_info.update(info)
+
+
+# ------------------------------------------------------------------ the benchmarks
+
+SIDES = {"selbench": bench_selbench_step, "trl": bench_trl_step}
+
+
+# One test, parametrised so that the two sides of a size run back to back (selbench, then TRL):
+# on a shared machine, load that comes and goes then hits both sides of a comparison alike.
+@pytest.mark.parametrize(
+    ("size", "side"), [(size, side) for size in SIZES for side in SIDES],
+    ids=[f"{size.name}-{side}" for size in SIZES for side in SIDES])
+def test_bench_grpo_step(benchmark: Any, bench_env: BenchEnv, size: Size, side: str) -> None:
+    SIDES[side](benchmark, bench_env, size)
