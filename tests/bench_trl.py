@@ -182,7 +182,9 @@ def write_table(path: Path) -> None:
     lines = [
         "# One GRPO step: selbench backbone vs TRL GRPOTrainer",
         "",
-        "Command: `python -m pytest tests/bench_trl.py -m bench -q`",
+        "Command: `"
+        + (f"SELBENCH_BENCH_THREADS={THREADS} " if "SELBENCH_BENCH_THREADS" in os.environ else "")
+        + "python -m pytest tests/bench_trl.py -m bench -q`",
         "",
         f"- date: {time.strftime('%Y-%m-%d %H:%M:%S %Z')}; CPU: {cpu_name()} "
         f"({os.cpu_count()} cores); torch threads: {THREADS} (both sides)",
