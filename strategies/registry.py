@@ -34,6 +34,7 @@ class StrategyEntry:
 
 _BUILTIN: dict[str, str] = {
     "uniform": "baselines.uniform:ENTRY",
+    "oracle": "strategies.oracle:ENTRY",
 }
 _REGISTERED: dict[str, StrategyEntry] = {}
 

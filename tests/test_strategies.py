@@ -67,7 +67,7 @@ def test_group_feedback_informative() -> None:
 
 
 def test_strategies_import_without_torch() -> None:
-    code = ("import sys; import strategies, baselines.uniform, strategies.registry; "
-            "strategies.registry.get_entry('uniform'); "
+    code = ("import sys; import strategies, baselines.uniform, strategies.oracle, strategies.registry; "
+            "strategies.registry.get_entry('uniform'); strategies.registry.get_entry('oracle'); "
             "assert 'torch' not in sys.modules, 'torch was imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
