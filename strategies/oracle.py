@@ -24,8 +24,10 @@ from strategies.registry import StrategyEntry
 class OracleParams:
     """Oracle difficulty selection (the paper's DOTS settings for alpha, tau, mu)."""
 
-    candidates: int = 256  # pool questions rolled out per round (all of the pool if larger)
-    samples: int = 8  # rollouts per candidate to estimate its pass rate
+    # pool questions rolled out per round (at least twice what the round selects, so that there
+    # is a choice; all of the pool if it is smaller)
+    candidates: int = 1024
+    samples: int = 4  # rollouts per candidate to estimate its pass rate
     alpha: float = 0.5  # target pass rate
     tau: float = 1e-3  # softmax temperature over -|p - alpha|
     mu: int = 2  # steps per selection round
@@ -53,7 +55,7 @@ class Oracle:
     def _new_round(self, ctx: SelectionContext, n: int) -> None:
         p = self.params
         need = n * p.mu
-        size = min(self.pool_size, max(p.candidates, need))
+        size = min(self.pool_size, max(p.candidates, 2 * need))
         candidates = self.rng.choice(self.pool_size, size=size, replace=False)
         rewards = ctx.rollout(candidates.tolist(), p.samples)
         rates = np.array([sum(r) / len(r) for r in rewards])

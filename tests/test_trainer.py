@@ -116,10 +116,10 @@ def test_sigkill_keeps_steps_and_rerun_resumes_exactly(config_dir, built_test_mo
 
 def test_oracle_rollouts_are_paid_on_the_clock(config_dir, built_test_model, tmp_path) -> None:
     cfg = config.resolve("test-pair", "oracle", seed=0, config_dir=config_dir,
-                         overrides=["train.steps=2", "strategy.candidates=16", "strategy.samples=4"])
+                         overrides=["train.steps=2", "strategy.candidates=32", "strategy.samples=4"])
     run_dir, summary = trainer.run(cfg, tmp_path, progress=False)
     rows = RunRecord(run_dir).read_metrics()
     ref = {s: v for s, k, v in rows if k == "cost/reference_samples"}
-    assert ref == {1: 64.0, 2: 0.0}  # one round (mu = 2) of 16 candidates x 4 samples
-    assert summary["reference_samples"] == 64
-    assert summary["samples"] == 2 * 8 * 4 + 64
+    assert ref == {1: 128.0, 2: 0.0}  # one round (mu = 2) of 32 candidates x 4 samples
+    assert summary["reference_samples"] == 128
+    assert summary["samples"] == 2 * 8 * 4 + 128
