@@ -12,8 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-SHARED_PARQUET = Path(__file__).resolve().parents[1].parent / "shared/data/deepscaler_10240.parquet"
-
 TEST_MODEL = {
     "description": "test-only tiny model",
     "kind": "tiny",
