@@ -13,7 +13,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +57,6 @@ class Counters:
     reference_samples: int = 0
     verifier_failures: int = 0
     eval_s: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class _Context:
@@ -158,20 +157,31 @@ class Trainer:
         self.counters.verifier_failures += verifier.failures - before
         return rewards
 
+    def _sample(self, tokens: list[list[int]], temperature: float,
+                generator: torch.Generator) -> tuple[Rollouts, list[str]]:
+        self.model.eval()
+        ro = sample(self.model, tokens, max_new_tokens=self.cfg.train.max_new_tokens,
+                    temperature=temperature, eos_ids=self.eos_ids, pad_id=self.pad_id,
+                    generator=generator)
+        return ro, self._decode(ro)
+
+    def _generate(self, indices: list[int], n_samples: int, step: int,
+                  salt: int) -> tuple[Rollouts, list[str]]:
+        """``n_samples`` responses per training-pool index, from a (seed, step, salt) stream."""
+        tokens = [self.train_tokens[i] for i in indices for _ in range(n_samples)]
+        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, step, salt))
+        return self._sample(tokens, self.cfg.train.temperature, gen)
+
+    def _rewards(self, indices: list[int], n_samples: int, texts: list[str]) -> np.ndarray:
+        questions = [self.pool.train[i] for i in indices for _ in range(n_samples)]
+        return self._score(questions, texts).reshape(len(indices), n_samples)
+
     def rollout_and_score(
         self, indices: list[int], n_samples: int, step: int, salt: int
     ) -> tuple[Rollouts, np.ndarray]:
         """G samples for each training-pool index; rewards shaped [len(indices), G]."""
-        t = self.cfg.train
-        tokens = [self.train_tokens[i] for i in indices for _ in range(n_samples)]
-        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, step, salt))
-        self.model.eval()
-        ro = sample(self.model, tokens, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
-                    eos_ids=self.eos_ids, pad_id=self.pad_id, generator=gen)
-        texts = self._decode(ro)
-        questions = [self.pool.train[i] for i in indices for _ in range(n_samples)]
-        rewards = self._score(questions, texts).reshape(len(indices), n_samples)
-        return ro, rewards
+        ro, texts = self._generate(indices, n_samples, step, salt)
+        return ro, self._rewards(indices, n_samples, texts)
 
     # ------------------------------------------------------------------ one step
 
@@ -184,16 +194,10 @@ class Trainer:
         self._check_selection(indices)
         mark = timer.add("select", mark)
 
-        tokens = [self.train_tokens[i] for i in indices for _ in range(t.group_size)]
-        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, step, 0))
-        self.model.eval()
-        ro = sample(self.model, tokens, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
-                    eos_ids=self.eos_ids, pad_id=self.pad_id, generator=gen)
-        texts = self._decode(ro)
+        ro, texts = self._generate(indices, t.group_size, step, salt=0)
         mark = timer.add("generate", mark)
 
-        questions = [self.pool.train[i] for i in indices for _ in range(t.group_size)]
-        rewards = self._score(questions, texts).reshape(len(indices), t.group_size)
+        rewards = self._rewards(indices, t.group_size, texts)
         adv = grpo.group_norm_advantages(torch.tensor(rewards, dtype=torch.float32)).reshape(-1)
         mark = timer.add("reward", mark)
 
@@ -220,7 +224,7 @@ class Trainer:
         c = self.counters
         c.clock_s += step_s
         c.prompts += len(indices) + ctx.reference_prompts
-        c.samples += len(tokens) + ctx.reference_samples
+        c.samples += len(texts) + ctx.reference_samples
         c.tokens_generated += ro.num_tokens + ctx.reference_tokens
         c.tokens_trained += ro.num_tokens
         c.reference_prompts += ctx.reference_prompts
@@ -231,7 +235,7 @@ class Trainer:
             "time/step": step_s,
             "time/clock": c.clock_s,
             "cost/prompts": len(indices),
-            "cost/samples": len(tokens),
+            "cost/samples": len(texts),
             "cost/tokens_generated": ro.num_tokens + ctx.reference_tokens,
             "cost/tokens_trained": ro.num_tokens,
             "cost/reference_prompts": ctx.reference_prompts,
@@ -241,7 +245,7 @@ class Trainer:
             "train/reward_mean": float(rewards.mean()),
             "train/zero_std_frac": zero_std,
             "train/effective_frac": 1.0 - zero_std,
-            "train/response_len": ro.num_tokens / max(1, len(tokens)),
+            "train/response_len": ro.num_tokens / max(1, len(texts)),
             "verifier/failures": c.verifier_failures,
             **{f"train/{k}": v for k, v in stats.items()},
         })
@@ -260,21 +264,17 @@ class Trainer:
         return [slice(i, min(i + mb, rows)) for i in range(0, rows, mb)]
 
     @torch.no_grad()
-    def _old_logprobs(self, ro: Rollouts) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _logprobs_under(self, model: Any, ro: Rollouts) -> torch.Tensor:
         temp = self.cfg.train.temperature
         rows = ro.response_ids.shape[0]
-        self.model.eval()
-        old = torch.cat([sequence_logprobs(self.model, ro, temp, s) for s in self._micro_slices(rows)])
-        return old, self._ref_logprobs(ro)
+        return torch.cat([sequence_logprobs(model, ro, temp, s) for s in self._micro_slices(rows)])
 
-    @torch.no_grad()
+    def _old_logprobs(self, ro: Rollouts) -> tuple[torch.Tensor, torch.Tensor | None]:
+        self.model.eval()
+        return self._logprobs_under(self.model, ro), self._ref_logprobs(ro)
+
     def _ref_logprobs(self, ro: Rollouts) -> torch.Tensor | None:
-        if self.ref_model is None:
-            return None
-        temp = self.cfg.train.temperature
-        rows = ro.response_ids.shape[0]
-        return torch.cat([sequence_logprobs(self.ref_model, ro, temp, s)
-                          for s in self._micro_slices(rows)])
+        return None if self.ref_model is None else self._logprobs_under(self.ref_model, ro)
 
     def _lr(self, step: int, mini: int) -> float:
         """Linear warm-up over ``warmup_steps`` GRPO steps, computed from the step so that a
@@ -339,16 +339,13 @@ class Trainer:
     def evaluate(self) -> float:
         """Mean reward on the held-out set (greedy, or sampled pass rate). Off the clock."""
         e = self.cfg.eval
-        self.model.eval()
         tokens = [tok for tok in self.eval_tokens for _ in range(e.samples)]
         questions = [q for q in self.eval_questions for _ in range(e.samples)]
         gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, 0, 2))  # same draws each eval
         rewards = []
         for i in range(0, len(tokens), e.batch_size):
-            ro = sample(self.model, tokens[i:i + e.batch_size],
-                        max_new_tokens=self.cfg.train.max_new_tokens, temperature=e.temperature,
-                        eos_ids=self.eos_ids, pad_id=self.pad_id, generator=gen)
-            rewards.append(self._score(questions[i:i + e.batch_size], self._decode(ro)))
+            _, texts = self._sample(tokens[i:i + e.batch_size], e.temperature, gen)
+            rewards.append(self._score(questions[i:i + e.batch_size], texts))
         return float(np.concatenate(rewards).mean())
 
     def _eval_and_log(self, step: int) -> float:
