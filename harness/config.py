@@ -122,6 +122,64 @@ class EvalConfig:
 
 
 @dataclass
+class ReplayConfig:
+    """Rollout replay (DESIGN-NOTES section 1): reuse recent informative groups, off-policy corrected."""
+
+    enabled: bool = opt(False, "fill part of each batch with groups replayed from a FIFO buffer")
+    sigma: float = opt(0.5, "share of each batch rolled out fresh once the buffer can fill the rest")
+    capacity: int = opt(256, "buffer capacity in questions (groups); the oldest are evicted first")
+
+    def validate(self, prefix: str = "replay") -> None:
+        check(0 < self.sigma <= 1, f"{prefix}.sigma", self.sigma, "must be in (0, 1]")
+        check(self.capacity > 0, f"{prefix}.capacity", self.capacity, "must be a positive integer")
+
+
+@dataclass
+class PredictorFitConfig:
+    """How `selbench predictor fit` collects pass-rate labels and trains the predictor."""
+
+    questions: int = opt(2048, "pool questions labelled under each policy")
+    samples: int = opt(8, "rollouts per question and policy (label = pass rate over them)")
+    policy_steps: list[int] = opt(help="uniform GRPO steps at which the policy is labelled (each "
+                                  "one is a policy group; step 0 is the base model)",
+                                  factory=lambda: [0, 20, 40, 60])
+    seed: int = opt(1000, "seed of the label-collection GRPO run and of the fit")
+    epochs: int = opt(20, "training epochs (the paper: 20)")
+    lr: float = opt(1e-3, "AdamW learning rate (the paper: 1e-3)")
+    batch_size: int = opt(256, "queries per batch (the paper: 256)")
+    heldout_fraction: float = opt(0.2, "share of questions held out from training")
+
+    def validate(self, prefix: str = "predictor.fit") -> None:
+        for name in ("questions", "samples", "epochs", "batch_size"):
+            value = getattr(self, name)
+            check(value > 0, f"{prefix}.{name}", value, "must be a positive integer")
+        check(len(self.policy_steps) >= 3 and all(s >= 0 for s in self.policy_steps),
+              f"{prefix}.policy_steps", self.policy_steps,
+              "at least 3 non-negative steps (one policy is held out, two train)")
+        check(self.lr > 0, f"{prefix}.lr", self.lr, "must be > 0")
+        check(0 < self.heldout_fraction < 1, f"{prefix}.heldout_fraction", self.heldout_fraction,
+              "must be in (0, 1)")
+
+
+@dataclass
+class PredictorConfig:
+    """The frozen difficulty predictor DOTS queries through the backbone."""
+
+    embedder: str = opt("lm_mean_pool", "'lm_mean_pool' (the pair's base model, mean-pooled last "
+                        "hidden state; the paper's choice) or 'sentence_transformer' (all-MiniLM-L6-v2)")
+    artifact: str | None = opt(None, "predictor artifact folder (None: the one `selbench predictor "
+                               "fit --pair PAIR` writes into the cache)")
+    threads: int = opt(1, "torch threads while scoring the pool (1 avoids contention on 2 cores)")
+    fit: PredictorFitConfig = opt(help="label collection and training", factory=PredictorFitConfig)
+
+    def validate(self, prefix: str = "predictor") -> None:
+        check(self.embedder in ("lm_mean_pool", "sentence_transformer"), f"{prefix}.embedder",
+              self.embedder, "one of 'lm_mean_pool', 'sentence_transformer'")
+        check(self.threads >= 1, f"{prefix}.threads", self.threads, "must be >= 1")
+        self.fit.validate(f"{prefix}.fit")
+
+
+@dataclass
 class RunConfig:
     """Everything that determines a run. Its hash (with the seed) is the run id."""
 
@@ -132,6 +190,8 @@ class RunConfig:
     task: TaskConfig = opt(help="training pool, held-out set and verifier", factory=TaskConfig)
     train: TrainConfig = opt(help="GRPO step settings", factory=TrainConfig)
     eval: EvalConfig = opt(help="held-out evaluation", factory=EvalConfig)
+    replay: ReplayConfig = opt(help="rollout replay (off by default)", factory=ReplayConfig)
+    predictor: PredictorConfig = opt(help="difficulty predictor used by DOTS", factory=PredictorConfig)
     strategy: dict[str, Any] = opt(help="'name' plus the strategy's own params", factory=lambda: {"name": "uniform"})
 
     def validate(self) -> None:
@@ -140,6 +200,8 @@ class RunConfig:
         self.task.validate("task")
         self.train.validate("train")
         self.eval.validate("eval")
+        self.replay.validate("replay")
+        self.predictor.validate("predictor")
         check(isinstance(self.strategy.get("name"), str), "strategy.name", self.strategy.get("name"),
               "a strategy name (see `selbench list strategies`)")
         from strategies.registry import get_entry, params_from_dict
@@ -159,7 +221,11 @@ class RunConfig:
         body = self.to_dict()
         body.pop("seed")
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
-        return f"{self.pair}__{self.strategy_name.replace(':', '.')}__{digest}__s{self.seed}"
+        return f"{self.pair}__{self.label().replace(':', '.')}__{digest}__s{self.seed}"
+
+    def label(self) -> str:
+        """The strategy as reports name it: ``dots``, or ``dots+rr`` with rollout replay."""
+        return self.strategy_name + ("+rr" if self.replay.enabled else "")
 
 
 # ---------------------------------------------------------------- dict -> typed dataclasses

@@ -430,6 +430,8 @@ class Trainer:
             "run_id": self.cfg.run_id(),
             "pair": self.cfg.pair,
             "strategy": self.cfg.strategy_name,
+            "replay": self.cfg.replay.enabled,
+            "label": self.cfg.label(),
             "seed": self.cfg.seed,
             "steps": self.step,
             "initial_accuracy": curve[0]["accuracy"],

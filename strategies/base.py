@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+import numpy as np
+
 
 @dataclass(frozen=True)
 class GroupFeedback:
@@ -51,12 +53,22 @@ class SelectionContext(Protocol):
         """Samples per prompt (G) that the backbone will draw for each selected prompt."""
         ...
 
-    def rollout(self, indices: Sequence[int], n_samples: int) -> list[list[float]]:
+    def rollout(self, indices: Sequence[int], n_samples: int, reuse: bool = False) -> list[list[float]]:
         """Roll out extra prompts with the current policy and return their rewards.
 
-        Used by strategies that need fresh difficulty labels (DOTS references, oracle). The
-        backbone counts the samples and tokens and keeps the time on the clock.
+        Used by strategies that need fresh difficulty labels (DOTS references, oracle) or that
+        filter after rollout (DAPO). The backbone counts the samples and tokens and keeps the
+        time on the clock. With ``reuse=True`` and ``n_samples == group_size`` the groups are
+        kept for this step: if :meth:`Strategy.select` returns one of these indices, the backbone
+        trains on the rollouts already made instead of sampling the prompt again, and (with
+        rollout replay on) informative groups not trained on join the replay buffer.
         """
+        ...
+
+    def predict(self, ref_indices: Sequence[int], ref_labels: Sequence[float]) -> np.ndarray:
+        """Predicted pass rate of every pool question, given observed pass rates (labels) of
+        the reference questions ``ref_indices``: the frozen attention-based predictor of DOTS,
+        before calibration. Shape ``[pool_size]``. Raises if the run has no predictor."""
         ...
 
 
