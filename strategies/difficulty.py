@@ -36,3 +36,33 @@ def sample_targeted(
         return rng.choice(len(p), size=n, replace=False, p=p)
     order = np.argsort(np.abs(np.asarray(pass_rates) - alpha), kind="stable")
     return order[:n]
+
+
+def linear_calibration(pred_ref: np.ndarray, obs_ref: np.ndarray) -> tuple[float, float]:
+    """Per-round 1-D least squares ``obs ~ slope * pred + intercept`` on the reference set.
+
+    Pairs with a non-finite value are ignored. If the predictions are (numerically) constant the
+    slope is undetermined: return slope 0 and the mean observation, i.e. predict the reference
+    mean for everyone rather than amplify noise.
+    """
+    x = np.asarray(pred_ref, dtype=np.float64).ravel()
+    y = np.asarray(obs_ref, dtype=np.float64).ravel()
+    if x.shape != y.shape:
+        raise ValueError(f"pred_ref and obs_ref differ in length: {x.shape} vs {y.shape}")
+    ok = np.isfinite(x) & np.isfinite(y)
+    x, y = x[ok], y[ok]
+    if x.size == 0:
+        raise ValueError("linear_calibration needs at least one finite (pred, obs) pair")
+    xm, ym = x.mean(), y.mean()
+    dx = x - xm
+    sxx = float(dx @ dx)
+    if sxx <= 1e-12 * max(1.0, x.size):
+        return 0.0, float(ym)
+    slope = float(dx @ (y - ym)) / sxx
+    return slope, float(ym - slope * xm)
+
+
+def apply_linear_calibration(pred: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """``clip(slope * pred + intercept, 0, 1)``: calibrated values must stay valid pass rates."""
+    out = np.asarray(pred, dtype=np.float64) * slope + intercept
+    return np.clip(out, 0.0, 1.0).astype(np.float32)

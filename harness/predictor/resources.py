@@ -1,0 +1,59 @@
+"""Where a run's predictor comes from: the pair's embedder, its cached pool embeddings, and the
+artifact `selbench predictor fit` wrote for the pair. Shared by the fit command and the backbone
+so that both embed the same texts with the same model and agree on where the artifact lives.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from harness.paths import cache_dir
+from harness.predictor.embed import Embedder, embed_texts, make_embedder
+
+if TYPE_CHECKING:
+    from harness.config import RunConfig
+    from harness.predictor.scorer import PoolScorer
+
+
+def embedder_for(cfg: RunConfig, model_path: Path) -> Embedder:
+    """``lm_mean_pool`` reads the pair's *base* model (``model_path``, frozen, as in the paper,
+    never the policy being trained); ``sentence_transformer`` the packaged all-MiniLM-L6-v2."""
+    kind = cfg.predictor.embedder
+    return make_embedder(kind, model_path if kind == "lm_mean_pool" else None)
+
+
+def pool_embeddings(cfg: RunConfig, texts: list[str], model_path: Path) -> tuple[np.ndarray, str]:
+    """Embeddings of the pool's question texts (cached per embedder and pool) and the embedder key."""
+    emb = embedder_for(cfg, model_path)
+    return embed_texts(texts, emb.kind, embedder=emb), emb.key
+
+
+def artifact_dir(cfg: RunConfig) -> Path:
+    """``predictor.artifact`` when set, else ``<cache>/predictors/<pair>__<embedder>``."""
+    if cfg.predictor.artifact:
+        return Path(cfg.predictor.artifact).expanduser()
+    return cache_dir() / "predictors" / f"{cfg.pair}__{cfg.predictor.embedder}"
+
+
+def load_scorer(cfg: RunConfig, texts: list[str], model_path: Path) -> PoolScorer:
+    """The frozen predictor over this pool, ready to score a round. Fails with the command to run
+    when no artifact exists, and refuses one fitted on other embeddings (vectors would not match)."""
+    from harness.predictor.scorer import PoolScorer
+    from harness.predictor.train import load_artifact
+
+    where = artifact_dir(cfg)
+    if not (where / "manifest.json").is_file():
+        raise FileNotFoundError(
+            f"no difficulty predictor for pair '{cfg.pair}' at {where}: run `selbench predictor "
+            f"fit --pair {cfg.pair}` first (or set predictor.artifact to a fitted artifact folder)")
+    art = load_artifact(where)
+    embeddings, key = pool_embeddings(cfg, texts, model_path)
+    fitted_key = art.meta.get("embedder_key")
+    if fitted_key is not None and fitted_key != key:
+        raise ValueError(
+            f"predictor at {where} was fitted on embeddings '{fitted_key}' but this run embeds with "
+            f"'{key}': refit with `selbench predictor fit --pair {cfg.pair}`")
+    return PoolScorer(art.model, embeddings, num_threads=cfg.predictor.threads)
