@@ -24,10 +24,11 @@ from tqdm import tqdm
 from harness import grpo, policy
 from harness.config import RunConfig, dump
 from harness.records import RunRecord
+from harness.replay import Group, ReplayBuffer, collate, split_groups
 from harness.rollout import Rollouts, sample, sequence_logprobs
 from harness.tasks import Pool, load_pool
 from strategies.base import GroupFeedback, StepFeedback
-from strategies.registry import build_strategy
+from strategies.registry import build_strategy, get_entry
 
 PHASES = ("select", "generate", "reward", "logprobs", "update")
 
@@ -60,14 +61,16 @@ class Counters:
 
 
 class _Context:
-    """The selection context a strategy sees: step, pool size, and paid extra rollouts."""
+    """The selection context a strategy sees: step, pool size, paid extra rollouts, predictor."""
 
     def __init__(self, trainer: Trainer, step: int) -> None:
         self._trainer = trainer
         self._step = step
+        self._calls = 0
         self.reference_prompts = 0
         self.reference_samples = 0
         self.reference_tokens = 0
+        self.kept: dict[int, Group] = {}  # reuse=True groups of this step, by pool index
 
     @property
     def step(self) -> int:
@@ -81,12 +84,25 @@ class _Context:
     def group_size(self) -> int:
         return self._trainer.cfg.train.group_size
 
-    def rollout(self, indices: Sequence[int], n_samples: int) -> list[list[float]]:
-        ro, rewards = self._trainer.rollout_and_score(list(indices), n_samples, self._step, salt=1)
+    def rollout(self, indices: Sequence[int], n_samples: int, reuse: bool = False) -> list[list[float]]:
+        indices = [int(i) for i in indices]
+        self._calls += 1  # each call of a step draws from its own stream
+        ro, rewards = self._trainer.rollout_and_score(indices, n_samples, self._step,
+                                                      salt=10 + self._calls)
         self.reference_prompts += len(indices)
         self.reference_samples += len(indices) * n_samples
         self.reference_tokens += ro.num_tokens
+        if reuse and n_samples == self.group_size:
+            for grp in split_groups(ro, indices, rewards, self._step):
+                self.kept[grp.index] = grp
         return rewards.tolist()
+
+    def predict(self, ref_indices: Sequence[int], ref_labels: Sequence[float]) -> np.ndarray:
+        scorer = self._trainer.scorer
+        if scorer is None:
+            raise RuntimeError(f"strategy '{self._trainer.cfg.strategy_name}' asked for "
+                               "predictions but its registry entry does not declare uses_predictor")
+        return scorer.score(list(ref_indices), list(ref_labels))
 
 
 def _seed_for(seed: int, step: int, salt: int) -> int:
@@ -125,6 +141,14 @@ class Trainer:
             self.ref_model = copy.deepcopy(self.model).eval()
             for p in self.ref_model.parameters():
                 p.requires_grad_(False)
+        self.scorer = None
+        if get_entry(cfg.strategy_name).uses_predictor:
+            # embedding the pool and projecting it once is set-up, like loading the model:
+            # off the clock; each round's scoring happens inside select, on it
+            from harness.predictor.resources import load_scorer
+
+            self.scorer = load_scorer(cfg, [q.text for q in self.pool.train], self.model_path)
+        self.replay = ReplayBuffer(cfg.replay.capacity) if cfg.replay.enabled else None
         self.counters = Counters()
         self.step = 0
 
@@ -190,14 +214,34 @@ class Trainer:
         timer = PhaseTimer()
         start = mark = time.perf_counter()
         ctx = _Context(self, step)
-        indices = self.strategy.select(ctx, t.batch_size)
-        self._check_selection(indices)
+        n_fresh = self._fresh_count()
+        indices = self.strategy.select(ctx, n_fresh)
+        self._check_selection(indices, n_fresh)
         mark = timer.add("select", mark)
 
-        ro, texts = self._generate(indices, t.group_size, step, salt=0)
+        kept = {i: ctx.kept[i] for i in indices if i in ctx.kept}
+        new = [i for i in indices if i not in kept]
+        ro, texts = self._generate(new, t.group_size, step, salt=0) if new else (None, [])
+        gen_tokens = ro.num_tokens if ro is not None else 0
         mark = timer.add("generate", mark)
-
-        rewards = self._rewards(indices, t.group_size, texts)
+        fresh_rewards = self._rewards(new, t.group_size, texts) if new else np.zeros((0, t.group_size))
+        replayed: list[Group] = []
+        if self.replay is None and not kept:
+            assert ro is not None
+            rewards, replay_rows = fresh_rewards, None  # the plain GRPO path, untouched
+        else:
+            by_index = dict(zip(new, split_groups(ro, new, fresh_rewards, step), strict=True)) if new else {}
+            fresh = [kept.get(i) or by_index[i] for i in indices]
+            if self.replay is not None:
+                gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, step, 3))
+                replayed = self.replay.sample(t.batch_size - n_fresh, gen, exclude=set(indices))
+            groups = fresh + replayed
+            if len(groups) != t.batch_size:
+                raise RuntimeError(f"replay could fill only {len(groups)} of {t.batch_size} prompts")
+            ro = collate(groups, self.pad_id)
+            rewards = np.array([grp.rewards for grp in groups], dtype=np.float64)
+            replay_rows = torch.tensor([k >= len(fresh) for k, grp in enumerate(groups)
+                                        for _ in grp.responses])
         adv = grpo.group_norm_advantages(torch.tensor(rewards, dtype=torch.float32)).reshape(-1)
         mark = timer.add("reward", mark)
 
@@ -211,48 +255,87 @@ class Trainer:
             old_logp, ref_logp = self._old_logprobs(ro)
         mark = timer.add("logprobs", mark)
 
-        stats = self._update(ro, adv, old_logp, ref_logp, step)
+        stats = self._update(ro, adv, old_logp, ref_logp, step, replay_rows)
         mark = timer.add("update", mark)
 
+        n_sel = len(indices)
+        sel_rewards = rewards[:n_sel]
         feedback = StepFeedback(step=step, groups=tuple(
             GroupFeedback(index=i, rewards=tuple(float(r) for r in row))
-            for i, row in zip(indices, rewards, strict=True)))
+            for i, row in zip(indices, sel_rewards, strict=True)))
         self.strategy.update(feedback)
+        predicted = self._predicted(indices)
+        if self.replay is not None:
+            fresh_groups = [kept.get(i) or by_index[i] for i in indices]
+            unused = [grp for i, grp in ctx.kept.items() if i not in kept]
+            self.replay.add(unused + fresh_groups)  # newest last: they are evicted last
         timer.add("select", mark)
         step_s = time.perf_counter() - start
 
         c = self.counters
+        gen_samples = len(new) * t.group_size
+        trained_tokens = ro.num_tokens
         c.clock_s += step_s
-        c.prompts += len(indices) + ctx.reference_prompts
-        c.samples += len(texts) + ctx.reference_samples
-        c.tokens_generated += ro.num_tokens + ctx.reference_tokens
-        c.tokens_trained += ro.num_tokens
+        c.prompts += len(new) + ctx.reference_prompts
+        c.samples += gen_samples + ctx.reference_samples
+        c.tokens_generated += gen_tokens + ctx.reference_tokens
+        c.tokens_trained += trained_tokens
         c.reference_prompts += ctx.reference_prompts
         c.reference_samples += ctx.reference_samples
-        zero_std = float(np.mean(rewards.std(axis=1) == 0))
+        zero_std = float(np.mean(sel_rewards.std(axis=1) == 0))
         metrics = {f"time/{p}": s for p, s in timer.seconds.items()}
         metrics.update({
             "time/step": step_s,
             "time/clock": c.clock_s,
-            "cost/prompts": len(indices),
-            "cost/samples": len(texts),
-            "cost/tokens_generated": ro.num_tokens + ctx.reference_tokens,
-            "cost/tokens_trained": ro.num_tokens,
+            "cost/prompts": len(new),
+            "cost/samples": gen_samples,
+            "cost/tokens_generated": gen_tokens + ctx.reference_tokens,
+            "cost/tokens_trained": trained_tokens,
             "cost/reference_prompts": ctx.reference_prompts,
             "cost/reference_samples": ctx.reference_samples,
+            "cost/reused_groups": len(kept),
             "cum/samples": c.samples,
             "cum/tokens": c.tokens_generated + c.tokens_trained,
             "train/reward_mean": float(rewards.mean()),
             "train/zero_std_frac": zero_std,
+            # the strategy's quality: share of *selected* prompts whose group was informative
             "train/effective_frac": 1.0 - zero_std,
-            "train/response_len": ro.num_tokens / max(1, len(texts)),
+            "train/batch_effective_frac": float(np.mean(rewards.std(axis=1) > 0)),
+            "train/response_len": trained_tokens / max(1, ro.response_ids.shape[0]),
+            "select/observed_pass_rate": float(sel_rewards.mean()),
             "verifier/failures": c.verifier_failures,
             **{f"train/{k}": v for k, v in stats.items()},
         })
+        if predicted is not None:
+            obs = sel_rewards.mean(axis=1)
+            metrics["select/predicted_pass_rate"] = float(np.mean(predicted))
+            metrics["select/prediction_abs_err"] = float(np.mean(np.abs(predicted - obs)))
+        if self.replay is not None:
+            metrics.update({
+                "replay/share": len(replayed) / t.batch_size,
+                "replay/buffer_size": len(self.replay),
+                "replay/age_mean": float(np.mean([step - g.step for g in replayed])) if replayed else 0.0,
+            })
         return metrics
 
-    def _check_selection(self, indices: list[int]) -> None:
-        n, size = self.cfg.train.batch_size, len(self.pool.train)
+    def _fresh_count(self) -> int:
+        """B fresh prompts, or sigma * B once the replay buffer can fill the rest."""
+        t, r = self.cfg.train, self.cfg.replay
+        if self.replay is None:
+            return t.batch_size
+        n_fresh = max(1, round(r.sigma * t.batch_size))
+        return n_fresh if len(self.replay) >= t.batch_size - n_fresh else t.batch_size
+
+    def _predicted(self, indices: list[int]) -> np.ndarray | None:
+        """The strategy's predicted pass rates of the prompts it chose, when it has them."""
+        fn = getattr(self.strategy, "predicted_pass_rates", None)
+        if fn is None:
+            return None
+        pred = fn(indices)
+        return None if pred is None else np.asarray(pred, dtype=np.float64)
+
+    def _check_selection(self, indices: list[int], n: int) -> None:
+        size = len(self.pool.train)
         if len(indices) != n or len(set(indices)) != n or not all(0 <= i < size for i in indices):
             raise RuntimeError(
                 f"strategy '{self.cfg.strategy_name}' returned an invalid selection at step "
@@ -287,9 +370,15 @@ class Trainer:
         return t.lr * min(1.0, done / (t.warmup_steps * n_mini))
 
     def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor | None,
-                ref_logp: torch.Tensor | None, step: int = 1) -> dict[str, float]:
+                ref_logp: torch.Tensor | None, step: int = 1,
+                replay_rows: torch.Tensor | None = None) -> dict[str, float]:
         """PPO-clip over mini-batches; ``old_logp=None`` takes each forward's own, detached
-        (only valid for a single mini-batch, where no optimizer step precedes any forward)."""
+        (only valid for a single mini-batch, where no optimizer step precedes any forward).
+
+        ``replay_rows`` marks rows replayed from the buffer: their ratio is taken against the
+        stored behaviour log-probs with the clip centred on pi_old / mu_old. Fresh rows use
+        pi_old as their behaviour policy (r_old = 1), so a micro-batch without replayed rows
+        computes exactly plain PPO-clip."""
         t = self.cfg.train
         g = t.group_size
         self.model.train()
@@ -309,7 +398,12 @@ class Trainer:
                 mask = ro.response_mask[rows]
                 logp = sequence_logprobs(self.model, ro, t.temperature, rows)
                 old = logp.detach() if old_logp is None else old_logp[rows]
-                loss, st = grpo.policy_loss(logp, old, adv[rows], mask, t.clip_eps)
+                behaviour = None
+                if replay_rows is not None and bool(replay_rows[rows].any()):
+                    behaviour = torch.where(replay_rows[rows].unsqueeze(-1),
+                                            ro.behaviour_logp[rows], old)
+                loss, st = grpo.policy_loss(logp, old, adv[rows], mask, t.clip_eps,
+                                            behaviour_logp=behaviour)
                 if ref_logp is not None:
                     kl = grpo.masked_mean(grpo.k3_kl(logp, ref_logp[rows]), mask)
                     loss = loss + t.kl_coef * kl
@@ -369,6 +463,7 @@ class Trainer:
             "counters": self.counters.__dict__,
             "strategy": json.dumps(self.strategy.state_dict()),
             "verifier": {"failures": self.pool.verifier.failures},
+            "replay": None if self.replay is None else self.replay.state_dict(),
         }
         tmp = ckpt / "state.pt.tmp"
         torch.save(state, tmp)
@@ -384,6 +479,8 @@ class Trainer:
         self.counters = Counters(**state["counters"])
         self.strategy.load_state_dict(json.loads(state["strategy"]))
         self.pool.verifier.failures = state["verifier"]["failures"]
+        if self.replay is not None:
+            self.replay.load_state_dict(state["replay"])
         self.step = int(state["step"])
         self.record.truncate_after(self.step)
         return True

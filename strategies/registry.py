@@ -30,11 +30,14 @@ class StrategyEntry:
     factory: Callable[..., Strategy]
     params_cls: type
     description: str
+    # the backbone then loads the pair's frozen difficulty predictor and offers ctx.predict
+    uses_predictor: bool = False
 
 
 _BUILTIN: dict[str, str] = {
     "uniform": "baselines.uniform:ENTRY",
     "oracle": "strategies.oracle:ENTRY",
+    "dots": "strategies.dots:ENTRY",
 }
 _REGISTERED: dict[str, StrategyEntry] = {}
 
