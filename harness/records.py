@@ -4,7 +4,7 @@
 - ``config.yaml``: the fully resolved config (the run id is derived from it plus the seed)
 - ``metrics.csv``: long form ``step,metric,value``, one block appended and fsynced per step,
   so a run killed with SIGKILL keeps every finished step
-- ``eval.csv``: the evaluation curve ``step,clock_s,samples,tokens,accuracy``
+- ``eval.csv``: the evaluation curve ``step,clock_s,samples,tokens,accuracy,extra_s``
 - ``summary.json``: written once at the end (its presence marks the run finished)
 - ``checkpoint/``: the latest resumable state
 """
@@ -19,7 +19,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-EVAL_COLUMNS = ["step", "clock_s", "samples", "tokens", "accuracy"]
+# extra_s: the part of clock_s spent on strategies' extra rollouts (references, oracle
+# candidates), so "off the clock" accountings are clock_s - extra_s from the same run
+EVAL_COLUMNS = ["step", "clock_s", "samples", "tokens", "accuracy", "extra_s"]
 
 
 def _append(path: Path, text: str) -> None:
@@ -68,8 +70,9 @@ class RunRecord:
         _append(self.metrics_path, buf.getvalue())
 
     def log_eval(self, row: Mapping[str, float]) -> None:
-        _append(self.eval_path, ",".join(repr(float(row[c])) if c != "step" else str(int(row[c]))
-                                         for c in EVAL_COLUMNS) + "\n")
+        # extra_s is optional: executors without extra rollouts have none
+        _append(self.eval_path, ",".join(repr(float(row.get(c, 0.0))) if c != "step"
+                                         else str(int(row[c])) for c in EVAL_COLUMNS) + "\n")
 
     def truncate_after(self, step: int) -> None:
         """Drop rows of steps after ``step`` (used when resuming from an older checkpoint)."""
@@ -98,15 +101,23 @@ class RunRecord:
         return rows
 
     def read_eval(self) -> list[dict[str, float]]:
+        """Rows keyed by the file's own header (records written before a column existed stay
+        readable; a missing ``extra_s`` reads as 0); a torn last line is skipped."""
         out = []
         with open(self.eval_path, encoding="utf-8") as fh:
-            for rec in list(csv.reader(fh))[1:]:
-                if len(rec) != len(EVAL_COLUMNS):
-                    continue
-                try:
-                    out.append({c: float(v) for c, v in zip(EVAL_COLUMNS, rec, strict=True)})
-                except ValueError:
-                    continue
+            rows = list(csv.reader(fh))
+        if not rows:
+            return out
+        header = rows[0]
+        for rec in rows[1:]:
+            if len(rec) != len(header):
+                continue
+            try:
+                row = {c: float(v) for c, v in zip(header, rec, strict=True)}
+            except ValueError:
+                continue
+            row.setdefault("extra_s", 0.0)
+            out.append(row)
         return out
 
 

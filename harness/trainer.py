@@ -58,6 +58,7 @@ class Counters:
     reference_samples: int = 0
     verifier_failures: int = 0
     eval_s: float = 0.0
+    extra_s: float = 0.0  # on-clock time of strategies' extra rollouts (part of clock_s)
 
 
 class _Context:
@@ -70,6 +71,7 @@ class _Context:
         self.reference_prompts = 0
         self.reference_samples = 0
         self.reference_tokens = 0
+        self.seconds = 0.0
         self.kept: dict[int, Group] = {}  # reuse=True groups of this step, by pool index
 
     @property
@@ -84,11 +86,17 @@ class _Context:
     def group_size(self) -> int:
         return self._trainer.cfg.train.group_size
 
+    @property
+    def batch_size(self) -> int:
+        return self._trainer.cfg.train.batch_size
+
     def rollout(self, indices: Sequence[int], n_samples: int, reuse: bool = False) -> list[list[float]]:
         indices = [int(i) for i in indices]
         self._calls += 1  # each call of a step draws from its own stream
+        start = time.perf_counter()
         ro, rewards = self._trainer.rollout_and_score(indices, n_samples, self._step,
                                                       salt=10 + self._calls)
+        self.seconds += time.perf_counter() - start
         self.reference_prompts += len(indices)
         self.reference_samples += len(indices) * n_samples
         self.reference_tokens += ro.num_tokens
@@ -276,6 +284,7 @@ class Trainer:
         gen_samples = len(new) * t.group_size
         trained_tokens = ro.num_tokens
         c.clock_s += step_s
+        c.extra_s += ctx.seconds
         c.prompts += len(new) + ctx.reference_prompts
         c.samples += gen_samples + ctx.reference_samples
         c.tokens_generated += gen_tokens + ctx.reference_tokens
@@ -287,6 +296,7 @@ class Trainer:
         metrics.update({
             "time/step": step_s,
             "time/clock": c.clock_s,
+            "time/extra_rollouts": ctx.seconds,
             "cost/prompts": len(new),
             "cost/samples": gen_samples,
             "cost/tokens_generated": gen_tokens + ctx.reference_tokens,
@@ -448,7 +458,8 @@ class Trainer:
         self.counters.eval_s += time.perf_counter() - start
         c = self.counters
         self.record.log_eval({"step": step, "clock_s": c.clock_s, "samples": c.samples,
-                              "tokens": c.tokens_generated + c.tokens_trained, "accuracy": acc})
+                              "tokens": c.tokens_generated + c.tokens_trained, "accuracy": acc,
+                              "extra_s": c.extra_s})
         return acc
 
     # ------------------------------------------------------------------ checkpoints
@@ -535,6 +546,7 @@ class Trainer:
             "final_accuracy": curve[-1]["accuracy"],
             "best_accuracy": max(r["accuracy"] for r in curve),
             "clock_s": c.clock_s,
+            "extra_s": c.extra_s,
             "eval_s": c.eval_s,
             "samples": c.samples,
             "tokens_generated": c.tokens_generated,

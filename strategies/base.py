@@ -53,6 +53,12 @@ class SelectionContext(Protocol):
         """Samples per prompt (G) that the backbone will draw for each selected prompt."""
         ...
 
+    @property
+    def batch_size(self) -> int:
+        """Prompts per training step (B) including replayed ones; ``select`` may be asked for
+        fewer (the fresh share) when rollout replay is on."""
+        ...
+
     def rollout(self, indices: Sequence[int], n_samples: int, reuse: bool = False) -> list[list[float]]:
         """Roll out extra prompts with the current policy and return their rewards.
 

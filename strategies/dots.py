@@ -32,30 +32,33 @@ from strategies.registry import StrategyEntry
 class DotsParams:
     """DOTS settings; defaults are the paper's (K may be scaled with the batch, see configs)."""
 
-    references: int = 256  # K: reference questions per round (the paper: 256; 128 works too)
+    # K: reference questions per round. None: the paper's share, K = mu * B / 4 (256 at its
+    # B = 512, mu = 2), so reference rollouts stay a quarter of a round's whatever the batch
+    references: int | None = None
     alpha: float = 0.5  # target pass rate
     tau: float = 1e-3  # softmax temperature over -|p - alpha| (near-greedy)
     mu: int = 2  # steps per selection round
     reuse_references: bool = False  # train on informative reference groups (not in the paper's code)
     label_memory: bool = False  # reuse observed groups' pass rates as reference labels
-    fresh_references: int = 32  # with label_memory: new reference rollouts per round
+    fresh_references: int | None = None  # with label_memory: new references per round (None: K/4)
     memory_age: int = 2  # with label_memory: oldest usable remembered label, in steps
 
     def validate(self, prefix: str = "strategy") -> None:
-        check(self.references >= 2, f"{prefix}.references", self.references, "must be >= 2")
+        check(self.references is None or self.references >= 2, f"{prefix}.references",
+              self.references, "null (the paper's K = mu * B / 4) or an integer >= 2")
         check(0.0 <= self.alpha <= 1.0, f"{prefix}.alpha", self.alpha, "must be in [0, 1]")
         check(self.tau > 0, f"{prefix}.tau", self.tau, "must be > 0")
         check(self.mu >= 1, f"{prefix}.mu", self.mu, "must be >= 1")
-        check(self.fresh_references >= 1 and (not self.label_memory
-                                              or self.fresh_references <= self.references),
+        check(self.fresh_references is None
+              or 1 <= self.fresh_references <= (self.references or self.fresh_references),
               f"{prefix}.fresh_references", self.fresh_references,
-              f"must be in [1, references={self.references}]")
+              f"null (K / 4) or an integer in [1, references={self.references}]")
         check(self.memory_age >= 0, f"{prefix}.memory_age", self.memory_age, "must be >= 0")
 
 
 class Dots:
     def __init__(self, params: DotsParams, pool_size: int, seed: int) -> None:
-        if params.references > pool_size:
+        if params.references is not None and params.references > pool_size:
             raise ValueError(f"strategy.references={params.references} exceeds the pool "
                              f"({pool_size} questions): lower it")
         self.params = params
@@ -74,17 +77,24 @@ class Dots:
         batch, self.queue = self.queue[:n], self.queue[n:]
         return batch
 
+    def references(self, ctx: SelectionContext) -> int:
+        """K for this run: the configured value, or the paper's share of a round's prompts."""
+        k = self.params.references or max(2, round(self.params.mu * ctx.batch_size / 4))
+        return min(k, self.pool_size)
+
     def _references(self, ctx: SelectionContext) -> tuple[np.ndarray, np.ndarray, list[int]]:
         """Reference indices, their labels, and the freshly rolled-out ones among them."""
         p = self.params
+        k = self.references(ctx)
         remembered: list[int] = []
-        n_fresh = p.references
+        n_fresh = k
         if p.label_memory:
             recent = [(step, i) for i, (_, step) in self.memory.items()
                       if ctx.step - step <= p.memory_age]
             recent.sort(reverse=True)  # newest first
-            remembered = [i for _, i in recent[:p.references - p.fresh_references]]
-            n_fresh = p.references - len(remembered)
+            fresh_min = p.fresh_references or max(1, k // 4)
+            remembered = [i for _, i in recent[:k - fresh_min]]
+            n_fresh = k - len(remembered)
         others = np.setdiff1d(np.arange(self.pool_size), remembered, assume_unique=True)
         fresh = self.rng.choice(others, size=n_fresh, replace=False).tolist()
         rewards = ctx.rollout(fresh, ctx.group_size, reuse=p.reuse_references)

@@ -27,6 +27,7 @@ class _Table:
         self.step = step
         self.pool_size = 40
         self.group_size = G
+        self.batch_size = 8
         self.calls: list[tuple[list[int], int, bool]] = []
         self.pred_calls: list[list[int]] = []
 
@@ -107,6 +108,8 @@ def test_registry_and_validation() -> None:
     dots = build_strategy("dots", {"references": 8}, pool_size=40, seed=0)
     assert isinstance(dots, Dots)
     with pytest.raises(ConfigError, match="fresh_references"):
-        build_strategy("dots", {"references": 8, "fresh_references": 9, "label_memory": True}, pool_size=40, seed=0)
+        build_strategy("dots", {"references": 8, "fresh_references": 9}, pool_size=40, seed=0)
+    default = build_strategy("dots", {}, pool_size=40, seed=0)
+    assert default.references(_Table()) == 4  # mu * B / 4 with B = 8: the paper's share
     with pytest.raises(ValueError, match="exceeds the pool"):
         build_strategy("dots", {"references": 50}, pool_size=40, seed=0)
