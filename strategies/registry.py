@@ -36,6 +36,9 @@ class StrategyEntry:
 
 _BUILTIN: dict[str, str] = {
     "uniform": "baselines.uniform:ENTRY",
+    "dapo": "baselines.dapo:ENTRY",
+    "greso": "baselines.greso:ENTRY",
+    "mopps": "baselines.mopps:ENTRY",
     "oracle": "strategies.oracle:ENTRY",
     "dots": "strategies.dots:ENTRY",
 }
