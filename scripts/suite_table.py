@@ -34,6 +34,8 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for pair in config.list_names("pairs"):
         cfg = config.resolve(pair, "uniform", seed=0)
+        if cfg.model.kind == "hf":
+            continue  # the paper's GPU pairs are not part of the CPU suite
         cells = ["-", "-", "-"]
         if pair not in args.skip_probe:
             row = probe(cfg, max_questions=args.questions, progress=False)

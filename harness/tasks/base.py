@@ -118,6 +118,9 @@ class Pool:
     train: list[Question]
     eval: list[Question]
     verifier: Verifier
+    # named held-out sets (e.g. GSM8K, MATH500), their questions in ``eval`` too; a run's
+    # accuracy is the mean over the sets (empty: one unnamed set, ``eval`` itself)
+    eval_sets: dict[str, list[Question]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Leakage between train and eval would silently inflate every accuracy number.

@@ -12,6 +12,13 @@ from harness.configbase import ConfigError, check, opt
 
 SOURCES = ("reasoning_gym", "parquet")
 ANSWER_FORMATS = ("first_line", "boxed", "last_number")
+# How the reference answer is read out of its column: as is, the last \boxed{} of a worked
+# solution (MATH), or the text after the last '####' (GSM8K).
+REFERENCE_FORMATS = ("plain", "boxed", "after_hashes")
+TABLE_HELP = (
+    "a local .parquet/.jsonl/.json file (relative paths are taken from the project folder) or a "
+    "Hugging Face dataset name such as 'openai/gsm8k'"
+)
 TIER_KEYS = ("name", "dataset", "weight", "params")
 # Set by the pool loader (from task.seed and the pool size), never by tier params.
 RESERVED_PARAMS = ("seed", "size")
@@ -41,6 +48,27 @@ def _default_tiers() -> list[dict[str, Any]]:
             "params": {"min_terms": 4, "max_terms": 5, "min_digits": 2, "max_digits": 2},
         },
     ]
+
+
+@dataclass
+class EvalSetConfig:
+    """One named held-out set (e.g. MATH500); a run's accuracy is the mean over its sets."""
+
+    name: str = opt("", help="short name; per-set accuracies are logged as eval/<name>")
+    path: str = opt("", help=f"where the set is: {TABLE_HELP}")
+    split: str = opt("test", help="dataset split (Hugging Face names only)")
+    subset: str | None = opt(None, help="dataset config name, e.g. 'main' for openai/gsm8k")
+    question_key: str = opt("problem", help="dotted path to the question text")
+    answer_key: str = opt("answer", help="dotted path to the reference answer (a list is joined)")
+    reference_format: str = opt("plain", help=f"how the reference is read: one of {REFERENCE_FORMATS}")
+    where: dict[str, Any] = opt(help="keep rows whose column (dotted path) has one of the listed "
+                                "values, e.g. {level: ['Level 3', 'Level 4']}", factory=dict)
+    max_rows: int | None = opt(None, help="keep the first N distinct questions (null: all)")
+
+    def validate(self, prefix: str) -> None:
+        check(isinstance(self.name, str) and bool(_TIER_NAME.match(self.name)), f"{prefix}.name",
+              self.name, "a non-empty name of letters, digits, '_' or '.'")
+        validate_table_fields(self, prefix)
 
 
 @dataclass
@@ -87,6 +115,21 @@ class TaskConfig:
         help="parquet only: keep at most this many distinct questions of `path` (seeded "
         "subsample, before the eval hold-out); null keeps all",
     )
+    split: str = opt("train", help="parquet only: dataset split of `path` (Hugging Face names only)")
+    subset: str | None = opt(None, help="parquet only: dataset config name of `path` (Hugging Face)")
+    reference_format: str = opt(
+        "plain", help=f"parquet only: how the reference is read from answer_key: {REFERENCE_FORMATS}"
+    )
+    where: dict[str, Any] = opt(
+        help="parquet only: keep rows whose column (dotted path) has one of the listed values, "
+        "e.g. {level: ['Level 3', 'Level 4', 'Level 5']}",
+        factory=dict,
+    )
+    eval_sets: list[EvalSetConfig] = opt(
+        help="parquet only: named held-out sets (accuracy = mean over the sets); replaces the "
+        "hold-out of `path` and eval_path; training questions found in a set are dropped",
+        factory=list,
+    )
     # --- checking ---
     answer_format: str = opt(
         "first_line",
@@ -118,6 +161,8 @@ class TaskConfig:
             check(_is_int(value) and value > 0, f"{prefix}.{key}", value, "an integer > 0")
         if self.source == "reasoning_gym":
             validate_tiers(self.tiers, f"{prefix}.tiers")
+            check(not self.eval_sets, f"{prefix}.eval_sets", self.eval_sets,
+                  "named eval sets need source 'parquet'")
         else:
             self._validate_parquet(prefix)
 
@@ -126,8 +171,16 @@ class TaskConfig:
             isinstance(self.path, str) and self.path != "",
             f"{prefix}.path",
             self.path,
-            "the path of a parquet file (required when source is 'parquet')",
+            f"{TABLE_HELP} (required when source is 'parquet')",
         )
+        validate_table_fields(self, prefix)
+        for i, es in enumerate(self.eval_sets):
+            es.validate(f"{prefix}.eval_sets[{i}]")
+            earlier = [e.name for e in self.eval_sets[:i]]
+            check(es.name not in earlier, f"{prefix}.eval_sets[{i}].name", es.name,
+                  "eval set names must be unique")
+        check(not (self.eval_sets and self.eval_path is not None), f"{prefix}.eval_path",
+              self.eval_path, "null when eval_sets are given (use one or the other)")
         check(
             self.eval_path is None or (isinstance(self.eval_path, str) and self.eval_path != ""),
             f"{prefix}.eval_path",
@@ -140,20 +193,28 @@ class TaskConfig:
             self.eval_fraction,
             "a fraction strictly between 0 and 1",
         )
-        for key in ("question_key", "answer_key"):
-            value = getattr(self, key)
-            check(
-                isinstance(value, str) and value.strip(".") != "" and ".." not in value,
-                f"{prefix}.{key}",
-                value,
-                "a dotted path such as 'extra_info.question'",
-            )
-        check(
-            self.max_rows is None or (_is_int(self.max_rows) and self.max_rows > 0),
-            f"{prefix}.max_rows",
-            self.max_rows,
-            "null or an integer > 0",
-        )
+
+
+def validate_table_fields(cfg: Any, prefix: str) -> None:
+    """Checks shared by the training table and eval sets (path, keys, split, filters)."""
+    check(isinstance(cfg.path, str) and cfg.path != "", f"{prefix}.path", cfg.path, TABLE_HELP)
+    check(isinstance(cfg.split, str) and cfg.split != "", f"{prefix}.split", cfg.split,
+          "a split name such as 'train' or 'test'")
+    check(cfg.subset is None or (isinstance(cfg.subset, str) and cfg.subset != ""),
+          f"{prefix}.subset", cfg.subset, "null or a dataset config name")
+    check(cfg.reference_format in REFERENCE_FORMATS, f"{prefix}.reference_format",
+          cfg.reference_format, f"one of {REFERENCE_FORMATS}")
+    for key in ("question_key", "answer_key"):
+        value = getattr(cfg, key)
+        check(isinstance(value, str) and value.strip(".") != "" and ".." not in value,
+              f"{prefix}.{key}", value, "a dotted path such as 'extra_info.question'")
+    check(isinstance(cfg.where, dict), f"{prefix}.where", cfg.where,
+          "a mapping {column: [allowed values]}")
+    for column, allowed in cfg.where.items():
+        check(isinstance(allowed, list) and len(allowed) > 0, f"{prefix}.where.{column}", allowed,
+              "a non-empty list of allowed values")
+    check(cfg.max_rows is None or (_is_int(cfg.max_rows) and cfg.max_rows > 0),
+          f"{prefix}.max_rows", cfg.max_rows, "null or an integer > 0")
 
 
 def validate_tiers(tiers: Any, field_name: str) -> None:

@@ -1,37 +1,34 @@
-"""Question pools read from verl/OpenRLHF-layout parquet files, checked with math-verify.
+"""Question pools read from tables, checked with math-verify.
 
-The layout (e.g. the paper's DeepScaleR subset): ``prompt`` is a chat list, ``reward_model`` a
-struct with ``ground_truth``, ``extra_info`` a struct with ``question`` and ``index``. Keys are
-dotted paths (``extra_info.question``): a column, then struct fields.
+A table is a local parquet/JSONL/JSON file or a Hugging Face dataset name (see
+:mod:`harness.tasks.tables`). The default keys fit the verl/OpenRLHF layout (e.g. the paper's
+DeepScaleR subset): ``prompt`` is a chat list, ``reward_model`` a struct with ``ground_truth``,
+``extra_info`` a struct with ``question`` and ``index``. Keys are dotted paths
+(``extra_info.question``): a column, then struct fields.
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from harness.configbase import ConfigError
 from harness.tasks.base import Pool, Question, Verifier
-from harness.tasks.config import TaskConfig
-from harness.tasks.extract import extract_answer
+from harness.tasks.config import EvalSetConfig, TaskConfig
+from harness.tasks.extract import extract_answer, last_boxed
+from harness.tasks.tables import LAYOUT_HINT, TaskFileNotFound, read_table
+
+__all__ = ["LAYOUT_HINT", "MathVerifier", "TaskFileNotFound", "load_parquet_pool"]
 
 INDEX_KEY = "extra_info.index"
 # Longer predicted answers score 0.0 without parsing: they are never right (the longest
 # DeepScaleR answer has 145 characters) and can take sympy seconds, which matters where no
 # deadline can interrupt it (outside the main thread).
 MAX_ANSWER_CHARS = 400
-LAYOUT_HINT = (
-    "provide a verl/OpenRLHF-layout parquet (columns prompt, reward_model.ground_truth, "
-    "extra_info.question), e.g. the DeepScaleR subset ../shared/data/deepscaler_10240.parquet"
-)
-
-
-class TaskFileNotFound(ConfigError, FileNotFoundError):
-    """A configured parquet file does not exist (catchable as either error type)."""
-
+_THOUSANDS = re.compile(r"-?\d{1,3}(,\d{3})+")
 
 @dataclass(frozen=True)
 class _Row:
@@ -80,64 +77,92 @@ class MathVerifier(Verifier):
 
 
 def load_parquet_pool(cfg: TaskConfig, name: str) -> Pool:
-    """Read ``cfg.path`` (and ``cfg.eval_path``) into a train/eval pool.
+    """Read ``cfg.path`` (and ``cfg.eval_path`` or ``cfg.eval_sets``) into a train/eval pool.
 
     Rows with an empty question or answer are skipped; repeated question texts are kept once.
-    Without ``eval_path`` a seeded ``eval_fraction`` of the distinct questions is held out;
-    with it, training questions whose text is in the eval file are dropped.
+    Without ``eval_path`` or ``eval_sets`` a seeded ``eval_fraction`` of the distinct questions
+    is held out; with either, training questions whose text is held out are dropped.
     """
     cfg.validate()
-    rows = _distinct(_read_rows(cfg.path, cfg, "task.path"))
+    rows = _distinct(_read_rows(cfg, "task"))
     rng = random.Random(cfg.seed)
     if cfg.max_rows is not None and cfg.max_rows < len(rows):
         rows = sorted(rng.sample(rows, cfg.max_rows), key=lambda r: r.position)
-    if cfg.eval_path is None:
+    eval_sets: dict[str, list[Question]] = {}
+    if cfg.eval_sets:
+        for i, es in enumerate(cfg.eval_sets):
+            set_rows = _distinct(_read_rows(es, f"task.eval_sets[{i}]"))[: es.max_rows]
+            eval_sets[es.name] = _questions(set_rows, f"{name}-{es.name}", eval_set=es.name)
+        held_out = {q.text for qs in eval_sets.values() for q in qs}
+        train_rows = [r for r in rows if r.text not in held_out]
+        evals = [q for qs in eval_sets.values() for q in qs]
+    elif cfg.eval_path is None:
         n_eval = min(max(1, round(cfg.eval_fraction * len(rows))), len(rows) - 1)
-        held_out = set(rng.sample(range(len(rows)), n_eval))
-        train_rows = [r for i, r in enumerate(rows) if i not in held_out]
-        eval_rows = [r for i, r in enumerate(rows) if i in held_out]
-        eval_prefix = name
+        held = set(rng.sample(range(len(rows)), n_eval))
+        train_rows = [r for i, r in enumerate(rows) if i not in held]
+        evals = _questions([r for i, r in enumerate(rows) if i in held], name)
     else:
-        eval_rows = _distinct(_read_rows(cfg.eval_path, cfg, "task.eval_path"))
+        eval_cfg = EvalSetConfig(name="eval", path=cfg.eval_path, split=cfg.split,
+                                 subset=cfg.subset, question_key=cfg.question_key,
+                                 answer_key=cfg.answer_key, reference_format=cfg.reference_format)
+        eval_rows = _distinct(_read_rows(eval_cfg, "task.eval_path"))
         eval_texts = {r.text for r in eval_rows}
         train_rows = [r for r in rows if r.text not in eval_texts]
-        eval_prefix = f"{name}-eval"  # the eval file's indices may repeat the train file's
+        # the eval file's indices may repeat the train file's
+        evals = _questions(eval_rows, f"{name}-eval")
     return Pool(
         name=name,
         train=_questions(train_rows, name),
-        eval=_questions(eval_rows, eval_prefix),
+        eval=evals,
         verifier=MathVerifier(cfg.answer_format, timeout=cfg.verifier_timeout),
+        eval_sets=eval_sets,
     )
 
 
-def _read_rows(path_str: str, cfg: TaskConfig, field: str) -> list[_Row]:
-    import pyarrow.parquet as pq
-
-    path = Path(path_str).expanduser()
-    if not path.is_file():
-        raise TaskFileNotFound(field, path_str, f"no such file; {LAYOUT_HINT}")
-    try:
-        schema = pq.read_schema(path)
-    except Exception as err:
-        raise ConfigError(
-            field, path_str, f"not a readable parquet file ({err}); {LAYOUT_HINT}"
-        ) from err
-    question_path = _resolve(schema, cfg.question_key, "task.question_key", path_str)
-    answer_path = _resolve(schema, cfg.answer_key, "task.answer_key", path_str)
+def _read_rows(cfg: TaskConfig | EvalSetConfig, prefix: str) -> list[_Row]:
+    """Rows of the table ``cfg`` describes (path, split, subset, keys, filters, reference)."""
+    path_field = "task.eval_path" if prefix == "task.eval_path" else f"{prefix}.path"
+    key_prefix = "task" if prefix == "task.eval_path" else prefix
+    table = read_table(cfg.path, cfg.split, cfg.subset, path_field)
+    schema = table.schema
+    question_path = _resolve(schema, cfg.question_key, f"{key_prefix}.question_key", cfg.path)
+    answer_path = _resolve(schema, cfg.answer_key, f"{key_prefix}.answer_key", cfg.path)
     index_path = _try_resolve(schema, INDEX_KEY)
-    wanted = [question_path, answer_path] + ([index_path] if index_path else [])
-    table = pq.read_table(path, columns=sorted({p[0] for p in wanted}))
     texts = _column_values(table, question_path)
     answers = _column_values(table, answer_path)
     indices = _column_values(table, index_path) if index_path else [None] * table.num_rows
     if index_path and len(set(indices)) != len(indices):
         indices = [None] * table.num_rows  # ids must be unique: fall back to row numbers
+    keep = [True] * table.num_rows
+    for column, allowed in cfg.where.items():
+        values = _column_values(table, _resolve(schema, column, f"{key_prefix}.where", cfg.path))
+        wanted = {str(v) for v in allowed}
+        keep = [k and str(v) in wanted for k, v in zip(keep, values, strict=True)]
     rows = []
     for position, (text, answer, index) in enumerate(zip(texts, answers, indices, strict=True)):
-        if text is None or answer is None or not str(text).strip() or not str(answer).strip():
+        reference = _reference(answer, cfg.reference_format)
+        if not keep[position] or text is None or not str(text).strip() or reference is None:
             continue
-        rows.append(_Row(position, index, str(text), str(answer).strip()))
+        rows.append(_Row(position, index, str(text), reference))
     return rows
+
+
+def _reference(value: Any, fmt: str) -> str | None:
+    """The reference answer in a cell: lists joined, $...$ unwrapped, then read per ``fmt``."""
+    if value is None:
+        return None
+    if isinstance(value, list | tuple):
+        value = ", ".join(str(v) for v in value if v is not None)
+    text = str(value).strip()
+    if fmt == "boxed":
+        text = last_boxed(text) or ""
+    elif fmt == "after_hashes":
+        text = text.rsplit("####", 1)[-1].strip() if "####" in text else ""
+        if _THOUSANDS.fullmatch(text):
+            text = text.replace(",", "")
+    if len(text) >= 2 and text.startswith("$") and text.endswith("$"):
+        text = text.strip("$").strip()
+    return text or None
 
 
 def _resolve(schema: Any, key: str, field: str, path_str: str) -> list[str]:
@@ -200,13 +225,14 @@ def _distinct(rows: list[_Row]) -> list[_Row]:
     return kept
 
 
-def _questions(rows: list[_Row], prefix: str) -> list[Question]:
+def _questions(rows: list[_Row], prefix: str, eval_set: str | None = None) -> list[Question]:
+    extra = {} if eval_set is None else {"eval_set": eval_set}
     return [
         Question(
             qid=f"{prefix}-{row.position if row.index is None else row.index}",
             text=row.text,
             answer=row.answer,
-            meta={"row": row.position, "index": row.index},
+            meta={"row": row.position, "index": row.index, **extra},
         )
         for row in rows
     ]
