@@ -72,6 +72,18 @@ def _cmd_probe(args: argparse.Namespace) -> None:
     print(probe.format_row(row))
 
 
+def _cmd_report(args: argparse.Namespace) -> None:
+    from harness import report
+
+    try:
+        targets = report.parse_targets(args.target)
+        _, written = report.report(Path(args.results_dir), Path(args.out) if args.out else None,
+                                   targets, reps=args.reps, seed=args.seed)
+    except report.ReportError as err:
+        raise UserError(str(err)) from err
+    print(written[0].parent)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from harness import demo
 
@@ -117,6 +129,16 @@ def build_parser() -> argparse.ArgumentParser:
     run_args(pr, strategy_required=False)
     pr.add_argument("--questions", type=int, default=512, help="pool questions to roll out")
     pr.set_defaults(func=_cmd_probe)
+
+    rep = sub.add_parser("report", help="figures, leaderboard and tables from the run records "
+                         "under RESULTS_DIR/runs; prints the report folder")
+    rep.add_argument("results_dir", metavar="RESULTS_DIR")
+    rep.add_argument("--out", default=None, help="report folder (default RESULTS_DIR/report)")
+    rep.add_argument("--target", action="extend", nargs="+", default=[], metavar="PAIR=VALUE",
+                     help="fixed target accuracy for a pair instead of uniform's final")
+    rep.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
+    rep.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    rep.set_defaults(func=_cmd_report)
 
     demo = sub.add_parser("demo", help="the CPU demo comparison")
     demo.add_argument("--results", default=str(results_dir() / "demo"))

@@ -1,0 +1,539 @@
+"""``selbench report``: figures and tables from run records alone. Torch-free.
+
+Reads ``RESULTS_DIR/runs/*/`` (finished runs = those with ``summary.json``; unfinished ones are
+only counted) and writes into ``RESULTS_DIR/report/``:
+
+- ``accuracy_vs_time.png``, ``speedup.png``, ``performance_profile.png``, ``effective_frac.png``
+- ``leaderboard.md`` / ``.csv``: strategies ranked by IQM speedup over uniform across pairs
+- ``table1.md`` / ``.csv``: steps, per-step time and total time saved per pair (paper's Table 1)
+- ``pairs.csv``: every per-(pair, strategy) statistic; ``runs.csv``: time/steps/tokens to target
+  per run
+
+The output is a pure function of the records and the options (bootstrap seed and reps): no
+clock, no randomness beyond the seeded bootstraps. Definitions live in ``harness.stats``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from harness import stats  # noqa: E402
+from harness.records import RunRecord  # noqa: E402
+
+DPI = 150
+EFFECTIVE_KEY = "train/effective_frac"
+EFFECTIVE_WINDOW = 5  # steps in the trailing mean of the effective-fraction curves
+
+
+class ReportError(Exception):
+    """Records that cannot be reported on (missing, conflicting); one line, names the fix."""
+
+
+@dataclass
+class Records:
+    summaries: pd.DataFrame  # one row per finished run
+    evals: pd.DataFrame  # run_id, pair, label, seed, step, clock_s, samples, tokens, accuracy
+    effective: pd.DataFrame  # run_id, pair, label, seed, step, value
+    unfinished: list[str] = field(default_factory=list)
+
+
+def _label(summary: Mapping) -> str:
+    # records written before labels existed: the strategy name, "+rr" when replay was on
+    if summary.get("label"):
+        return str(summary["label"])
+    return str(summary["strategy"]) + ("+rr" if summary.get("replay") else "")
+
+
+def load_records(results: Path) -> Records:
+    runs_dir = Path(results) / "runs"
+    if not runs_dir.is_dir():
+        raise ReportError(f"no run records: {runs_dir} does not exist (write runs there with "
+                          f"`selbench run ... --results {results}`)")
+    summaries, evals, effective, unfinished = [], [], [], []
+    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+        rec = RunRecord(run_dir)
+        if not rec.finished:
+            unfinished.append(run_dir.name)
+            continue
+        s = json.loads(rec.summary_path.read_text())
+        key = {"run_id": s.get("run_id", run_dir.name), "pair": s["pair"], "label": _label(s),
+               "seed": int(s["seed"])}
+        summaries.append({**key, "strategy": s["strategy"], "steps": int(s["steps"]),
+                          "clock_s": float(s["clock_s"]), "samples": float(s["samples"]),
+                          "tokens": float(s["tokens_generated"]) + float(s["tokens_trained"]),
+                          "reference_samples": float(s.get("reference_samples", 0)),
+                          "initial_accuracy": float(s["initial_accuracy"]),
+                          "final_accuracy": float(s["final_accuracy"]),
+                          "git_commit": s.get("git_commit", "unknown"),
+                          "date": s.get("date", ""),
+                          "versions": json.dumps(s.get("versions", {}), sort_keys=True)})
+        evals.extend({**key, **row} for row in rec.read_eval())
+        effective.extend({**key, "step": step, "value": value}
+                         for step, name, value in rec.read_metrics() if name == EFFECTIVE_KEY)
+    if not summaries:
+        raise ReportError(f"no finished runs under {runs_dir} ({len(unfinished)} unfinished): a "
+                          "run is finished when its folder holds summary.json")
+    sdf = pd.DataFrame(summaries)
+    dup = sdf[sdf.duplicated(["pair", "label", "seed"], keep=False)]
+    if not dup.empty:
+        first = dup.iloc[0]
+        ids = ", ".join(dup[(dup["pair"] == first["pair"]) & (dup["label"] == first["label"])
+                            & (dup["seed"] == first["seed"])]["run_id"])
+        raise ReportError(f"two finished runs for pair {first['pair']}, strategy "
+                          f"{first['label']}, seed {first['seed']} ({ids}): keep one config per "
+                          "strategy in a results folder (move the others out of runs/)")
+    return Records(sdf, pd.DataFrame(evals),
+                   pd.DataFrame(effective, columns=[*stats.EVAL_KEYS, "step", "value"]),
+                   unfinished)
+
+
+# ---------------------------------------------------------------------------- analysis
+
+
+@dataclass
+class Analysis:
+    records: Records
+    targets: pd.DataFrame
+    runs: pd.DataFrame
+    pairs: pd.DataFrame
+    leaderboard: pd.DataFrame
+    profiles: dict[str, tuple[np.ndarray, np.ndarray]]
+    taus: np.ndarray
+    notes: list[str]
+    level: float
+
+
+def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
+            reps: int = 2000, seed: int = 0, level: float = 0.95) -> Analysis:
+    target_table = stats.targets(records.evals, fixed_targets)
+    runs = stats.run_table(records.evals, target_table)
+    per_step = dict(zip(records.summaries["run_id"],
+                        records.summaries["clock_s"] / records.summaries["steps"].clip(lower=1),
+                        strict=True))
+    pairs = stats.pair_table(runs, per_step, reps=reps, seed=seed, level=level)
+    mats = stats.score_matrices(runs)
+    agg = stats.aggregate(mats, reps=reps, seed=seed, level=level)
+    finite = np.concatenate([v[np.isfinite(v)].ravel() for v in mats.norm_times.values()]
+                            or [np.array([])])
+    tau_max = max(1.5, float(finite.max()) * 1.05) if finite.size else 1.5
+    taus = np.linspace(0.0, tau_max, 121)
+    profiles = stats.performance_profile(mats, taus, reps=reps, seed=seed, level=level)
+    notes = _notes(records, target_table, runs, pairs, mats, fixed_targets or {})
+    board = _leaderboard(records.summaries, runs, pairs, agg)
+    return Analysis(records, target_table, runs, pairs, board, profiles, taus, notes, level)
+
+
+def _notes(records: Records, target_table: pd.DataFrame, runs: pd.DataFrame,
+           pairs: pd.DataFrame, mats: stats.Matrices, fixed: Mapping[str, float]) -> list[str]:
+    notes = []
+    if records.unfinished:
+        notes.append(f"{len(records.unfinished)} unfinished run(s) left out (no summary.json): "
+                     + ", ".join(records.unfinished))
+    present = set(records.summaries["pair"])
+    for pair in sorted(present - set(target_table["pair"])):
+        notes.append(f"pair {pair}: no {stats.BASELINE} runs and no --target, so no target: "
+                     "its runs are not scored")
+    for pair in sorted(set(fixed) - present):
+        notes.append(f"--target {pair}: no finished runs on that pair")
+    for pair, grp in pairs.groupby("pair"):
+        note = grp["note"].iloc[0]
+        if note:
+            notes.append(f"pair {pair}: {note}")
+    for label, note in sorted(mats.notes.items()):
+        notes.append(f"strategy {label}: {note}")
+    return notes
+
+
+def _leaderboard(summaries: pd.DataFrame, runs: pd.DataFrame, pairs: pd.DataFrame,
+                 agg: pd.DataFrame) -> pd.DataFrame:
+    rows = []
+    for label, grp in summaries.groupby("label"):
+        p = pairs[pairs["label"] == label]
+        a = agg[agg["label"] == label]
+        reached = int(np.isfinite(p["median_time_s"]).sum())
+        row = {"label": label, "iqm_speedup": math.nan, "iqm_lo": math.nan, "iqm_hi": math.nan,
+               "poi": math.nan, "poi_lo": math.nan, "poi_hi": math.nan,
+               "pairs_reached": f"{reached}/{len(p)}", "pairs_scored": len(p),
+               "runs": len(grp),
+               # over pairs, the same censored median as over seeds (inf: most pairs unreached)
+               "median_time_to_target_s": stats.censored_median(p["median_time_s"])
+               if len(p) else math.nan,
+               "samples_mean": float(grp["samples"].mean()),
+               "reference_samples_mean": float(grp["reference_samples"].mean()),
+               "tokens_mean": float(grp["tokens"].mean()),
+               "git_commits": ";".join(sorted(set(grp["git_commit"]))),
+               "dates": f"{min(grp['date'])}..{max(grp['date'])}",
+               "versions": ";".join(sorted(set(grp["versions"])))}
+        if not a.empty:
+            for key in ("iqm_speedup", "iqm_lo", "iqm_hi", "poi", "poi_lo", "poi_hi"):
+                row[key] = float(a[key].iloc[0])
+        rows.append(row)
+    board = pd.DataFrame(rows)
+    board["_has"] = board["iqm_speedup"].notna()
+    board["_reached"] = [int(r.split("/")[0]) for r in board["pairs_reached"]]
+    board = board.sort_values(["_has", "iqm_speedup", "_reached", "label"],
+                              ascending=[False, False, False, True], kind="stable")
+    board = board.drop(columns=["_has", "_reached"]).reset_index(drop=True)
+    board.insert(0, "rank", [i + 1 if ok else pd.NA
+                             for i, ok in enumerate(board["iqm_speedup"].notna())])
+    board["rank"] = board["rank"].astype("Int64")
+    return board
+
+
+# ---------------------------------------------------------------------------- tables
+
+
+def _f(x: float, fmt: str = "{:.2f}") -> str:
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    if math.isinf(x):
+        return "not reached" if x > 0 else "-inf"
+    return fmt.format(x)
+
+
+def _ci(point: float, lo: float, hi: float, fmt: str = "{:.2f}") -> str:
+    if math.isnan(point):
+        return "n/a"
+    hi_s = "inf" if math.isinf(hi) else fmt.format(hi)
+    return f"{fmt.format(point)} [{fmt.format(lo)}, {hi_s}]"
+
+
+def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _provenance(summaries: pd.DataFrame) -> str:
+    commits = summaries.groupby("git_commit").size()
+    lines = ["## Provenance", "",
+             "- runs: " + f"{len(summaries)} finished",
+             "- git commits: " + ", ".join(f"`{c}` ({n} run{'s' if n > 1 else ''})"
+                                           for c, n in commits.items()),
+             f"- run dates: {min(summaries['date'])} to {max(summaries['date'])}"]
+    versions: dict[str, set[str]] = {}
+    for blob in summaries["versions"]:
+        for name, ver in json.loads(blob).items():
+            versions.setdefault(name, set()).add(ver)
+    if versions:
+        lines.append("- packages: " + ", ".join(f"{n} {'/'.join(sorted(v))}"
+                                                for n, v in sorted(versions.items())))
+    return "\n".join(lines) + "\n"
+
+
+def _definitions(a: Analysis, reps: int, seed: int, level: float) -> str:
+    pct = f"{level:.0%}"
+    lines = ["## Definitions", "",
+             f"- smoothed accuracy: trailing mean of the last {stats.SMOOTH_WINDOW} evaluations; "
+             "time-to-target: on-clock seconds (evaluation excluded) at the first evaluation "
+             "whose smoothed accuracy reaches the pair's target; a run that never reaches it is "
+             "censored (infinite time, speedup 0), never dropped",
+             "- median over seeds: the earliest time by which at least half of the seeds reached "
+             "the target; a pair counts as reached when that median is finite",
+             "- speedup: uniform's median time-to-target / the strategy's; IQM: interquartile "
+             "mean of per-run speedups over the (seeds x pairs) matrix (rliable); PoI: "
+             "probability that a run of the strategy beats a run of uniform on the same pair, "
+             "averaged over pairs",
+             f"- intervals: {pct} percentile bootstrap over seeds (per pair) and stratified "
+             f"bootstrap (across pairs), {reps} resamples, seed {seed}",
+             "- cost: mean per run of samples generated (including reference / extra "
+             "rollouts) and tokens (generated + trained)", "", "Targets:", ""]
+    rows = [[p, f"{t:.4f}", s] for p, t, s in a.targets.itertuples(index=False)]
+    return "\n".join(lines) + "\n" + _md_table(["pair", "target accuracy", "source"], rows)
+
+
+def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> list[Path]:
+    written = []
+    board = a.leaderboard
+    path = out / "leaderboard.csv"
+    board.to_csv(path, index=False)
+    written.append(path)
+
+    rows = [[str(r["rank"]) if not pd.isna(r["rank"]) else "-", r["label"],
+             _ci(r["iqm_speedup"], r["iqm_lo"], r["iqm_hi"]),
+             _ci(r["poi"], r["poi_lo"], r["poi_hi"]), r["pairs_reached"],
+             _f(r["median_time_to_target_s"], "{:.1f}"), f"{r['samples_mean']:,.0f}",
+             f"{r['reference_samples_mean']:,.0f}", f"{r['tokens_mean']:,.0f}",
+             r["git_commits"]]
+            for _, r in board.iterrows()]
+    md = ["# Leaderboard: time to target accuracy", "",
+          "Strategies ranked by the interquartile mean (IQM) across pairs of their speedup in "
+          "on-clock time to reach the target accuracy, relative to uniform GRPO.", "",
+          _md_table(["rank", "strategy", f"IQM speedup [{level:.0%} CI]",
+                     "P(improve over uniform) [CI]", "pairs reaching target",
+                     "median time-to-target (s; median over pairs)", "samples / run", "of which reference",
+                     "tokens / run", "git commit(s)"], rows),
+          "## Per pair", "",
+          _md_table(["pair", "strategy", "seeds", "seeds reaching", "median time (s)",
+                     "median steps", "speedup [CI]", "note"],
+                    [[r["pair"], r["label"], str(r["seeds"]), str(r["reached"]),
+                      _f(r["median_time_s"], "{:.1f}"), _f(r["median_steps"], "{:.0f}"),
+                      _ci(r["speedup"], r["speedup_lo"], r["speedup_hi"]), r["note"]]
+                     for _, r in a.pairs.iterrows()]),
+          "Figures: `accuracy_vs_time.png`, `speedup.png`, `performance_profile.png`, "
+          "`effective_frac.png`.", ""]
+    if a.notes:
+        md += ["## Notes", ""] + [f"- {n}" for n in a.notes] + [""]
+    md += [_definitions(a, reps, seed, level), _provenance(a.records.summaries)]
+    path = out / "leaderboard.md"
+    path.write_text("\n".join(md))
+    written.append(path)
+
+    t1 = a.pairs[["pair", "label", "seeds", "reached", "median_steps", "steps_saved_pct",
+                  "per_step_time_saved_pct", "total_time_saved_pct", "speedup", "speedup_lo",
+                  "speedup_hi", "note"]]
+    path = out / "table1.csv"
+    t1.to_csv(path, index=False)
+    written.append(path)
+    body = [[r["pair"], r["label"], _f(r["median_steps"], "{:.0f}"),
+             _f(r["steps_saved_pct"], "{:.2f}%"), _f(r["per_step_time_saved_pct"], "{:.2f}%"),
+             _f(r["total_time_saved_pct"], "{:.2f}%"),
+             _ci(r["speedup"], r["speedup_lo"], r["speedup_hi"])]
+            for _, r in t1.iterrows() if r["label"] != stats.BASELINE]
+    path = out / "table1.md"
+    path.write_text("# Time saved relative to uniform (as the paper's Table 1)\n\n"
+                    "Steps saved = 1 - median steps-to-target / uniform's; per-step time saved = "
+                    "1 - mean on-clock seconds per step / uniform's; total time saved = 1 - "
+                    "median time-to-target / uniform's. n/a: not reached, or no uniform "
+                    "reference (see leaderboard.md notes).\n\n"
+                    + _md_table(["pair", "strategy", "steps to target", "steps saved",
+                                 "per-step time saved", "total time saved", "speedup [CI]"],
+                                body))
+    written.append(path)
+
+    for name, frame in (("pairs.csv", a.pairs), ("runs.csv", a.runs)):
+        path = out / name
+        frame.to_csv(path, index=False)
+        written.append(path)
+    return written
+
+
+# ---------------------------------------------------------------------------- figures
+
+
+def _colours(labels: Sequence[str]) -> dict[str, str]:
+    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    others = [lb for lb in sorted(labels) if lb != stats.BASELINE]
+    out = {stats.BASELINE: "black"}
+    out.update({lb: palette[i % len(palette)] for i, lb in enumerate(others)})
+    return out
+
+
+def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
+    ncols = min(3, n)
+    nrows = math.ceil(n / ncols)
+    # constrained layout leaves room for the suptitle and the legend placed "outside" below
+    fig, axes = plt.subplots(nrows, ncols, figsize=(max(8.0, 5.2 * ncols), 3.6 * nrows + 1.2),
+                             dpi=DPI, squeeze=False, layout="constrained")
+    flat = list(axes.ravel())
+    for ax in flat[n:]:
+        ax.set_visible(False)
+    return fig, flat[:n]
+
+
+def _legend(fig: plt.Figure, colours: Mapping[str, str], labels: Sequence[str],
+            extra: Sequence[tuple[str, dict]] = ()) -> None:
+    handles = [plt.Line2D([], [], color=colours[lb], lw=2, label=lb) for lb in labels]
+    handles += [plt.Line2D([], [], label=text, **style) for text, style in extra]
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
+               frameon=False, title="strategy")
+
+
+def _ordered(labels: Sequence[str]) -> list[str]:
+    return sorted(set(labels), key=lambda lb: (lb != stats.BASELINE, lb))
+
+
+def plot_accuracy(a: Analysis, path: Path, colours: Mapping[str, str]) -> Path:
+    """Held-out accuracy vs on-clock time: mean over seeds on a common time grid (each seed
+    interpolated linearly between its evaluations, up to the shortest seed's end), band = +-1
+    standard error over seeds."""
+    evals = a.records.evals
+    pairs = sorted(set(evals["pair"]))
+    fig, axes = _grid(len(pairs))
+    tmap = dict(zip(a.targets["pair"], a.targets["target"], strict=True))
+    for ax, pair in zip(axes, pairs, strict=True):
+        sub = evals[evals["pair"] == pair]
+        for label in _ordered(sub["label"]):
+            runs = [g.sort_values("step") for _, g in sub[sub["label"] == label].groupby("run_id")]
+            end = min(float(g["clock_s"].iloc[-1]) for g in runs)
+            grid = np.linspace(0.0, end, 100)
+            ys = np.stack([np.interp(grid, g["clock_s"], g["accuracy"]) for g in runs])
+            mean = ys.mean(axis=0)
+            ax.plot(grid, mean, color=colours[label], lw=1.8)
+            if len(runs) > 1:
+                se = ys.std(axis=0, ddof=1) / math.sqrt(len(runs))
+                ax.fill_between(grid, mean - se, mean + se, color=colours[label], alpha=0.18,
+                                lw=0)
+            med = a.pairs[(a.pairs["pair"] == pair) & (a.pairs["label"] == label)]
+            if pair in tmap and not med.empty and math.isfinite(med["median_time_s"].iloc[0]):
+                ax.plot([med["median_time_s"].iloc[0]], [tmap[pair]], marker="v", ms=8,
+                        color=colours[label], mec="white", ls="none")
+        if pair in tmap:
+            ax.axhline(tmap[pair], color="grey", ls="--", lw=1)
+        ax.set_title(pair)
+        ax.set_xlabel("on-clock training time (s, evaluation excluded)")
+        ax.set_ylabel("held-out accuracy")
+        ax.grid(alpha=0.3)
+    _legend(fig, colours, _ordered(evals["label"]),
+            [("target", {"color": "grey", "ls": "--"}),
+             ("median time-to-target", {"color": "grey", "marker": "v", "ls": "none"})])
+    fig.suptitle("Held-out accuracy vs training time (mean over seeds, band: ±1 s.e.)")
+    return _save(fig, path)
+
+
+def plot_effective(a: Analysis, path: Path, colours: Mapping[str, str]) -> Path:
+    eff = a.records.effective
+    pairs = sorted(set(a.records.summaries["pair"]))
+    fig, axes = _grid(len(pairs))
+    for ax, pair in zip(axes, pairs, strict=True):
+        sub = eff[eff["pair"] == pair]
+        for label in _ordered(sub["label"]):
+            mean = sub[sub["label"] == label].groupby("step")["value"].mean().sort_index()
+            smooth = mean.rolling(EFFECTIVE_WINDOW, min_periods=1).mean()
+            ax.plot(mean.index, mean.to_numpy(), color=colours[label], alpha=0.2, lw=0.8)
+            ax.plot(smooth.index, smooth.to_numpy(), color=colours[label], lw=1.8)
+        ax.set_title(pair)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("share of selected groups with\nnon-zero reward variance")
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(alpha=0.3)
+    _legend(fig, colours, _ordered(eff["label"]) if len(eff) else [])
+    fig.suptitle(f"Effective-question fraction (mean over seeds; bold: {EFFECTIVE_WINDOW}-step "
+                 "trailing mean)")
+    return _save(fig, path)
+
+
+def plot_speedups(a: Analysis, path: Path, colours: Mapping[str, str]) -> Path:
+    """Horizontal bars per pair and strategy, plus the IQM across pairs, with intervals."""
+    labels = _ordered(a.pairs["label"])
+    groups: list[tuple[str, dict[str, tuple[float, float, float]]]] = []
+    for pair, grp in a.pairs.groupby("pair", sort=True):
+        groups.append((pair, {r["label"]: (r["speedup"], r["speedup_lo"], r["speedup_hi"])
+                              for _, r in grp.iterrows()}))
+    groups.append(("IQM across pairs",
+                   {r["label"]: (r["iqm_speedup"], r["iqm_lo"], r["iqm_hi"])
+                    for _, r in a.leaderboard.iterrows()}))
+    finite = [v for _, vals in groups for t in vals.values() for v in t if math.isfinite(v)]
+    xmax = max([1.5, *finite]) * 1.12
+    height = 0.8 / max(1, len(labels))
+    fig, ax = plt.subplots(figsize=(9.5, 1.9 + 0.32 * len(labels) * len(groups)),
+                           dpi=DPI)
+    yticks = []
+    for gi, (_name, vals) in enumerate(groups):
+        y0 = gi  # y grows downwards (inverted axis): pairs in order, the IQM last
+        yticks.append(y0)
+        for li, label in enumerate(labels):
+            if label not in vals:
+                continue
+            y = y0 - 0.4 + (li + 0.5) * height
+            point, lo, hi = vals[label]
+            if math.isnan(point):
+                ax.text(0.02, y, "no uniform reference", va="center", fontsize=7, color="grey")
+                continue
+            ax.barh(y, point, height=height * 0.9, color=colours[label], alpha=0.85)
+            hi_c = min(hi, xmax * 0.98)
+            ax.errorbar(point, y, xerr=[[point - lo], [hi_c - point]], fmt="none",
+                        ecolor="black", capsize=2, lw=1)
+            if math.isinf(hi):
+                ax.text(hi_c, y, " →∞", va="center", fontsize=7)
+            if point == 0:
+                ax.text(0.02, y, "not reached", va="center", fontsize=7, color=colours[label])
+    ax.axvline(1.0, color="grey", ls="--", lw=1)
+    ax.set_yticks(yticks, [g[0] for g in groups])
+    ax.set_xlim(0, xmax)
+    ax.set_xlabel("speedup in time to target over uniform (×; >1 is faster; "
+                  f"whiskers: {a.level:.0%} CI)")
+    ax.set_title("Speedup to target accuracy, per pair and across pairs")
+    ax.invert_yaxis()
+    ax.grid(axis="x", alpha=0.3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[lbl]) for lbl in labels]
+    ax.legend(handles, labels, title="strategy", loc="upper left", bbox_to_anchor=(1.01, 1),
+              fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_profile(a: Analysis, path: Path, colours: Mapping[str, str]) -> Path:
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=DPI)
+    for label in _ordered(list(a.profiles)):
+        prof, ci = a.profiles[label]
+        ax.step(a.taus, prof, where="post", color=colours[label], lw=1.8, label=label)
+        ax.fill_between(a.taus, ci[0], ci[1], step="post", color=colours[label], alpha=0.15,
+                        lw=0)
+    ax.axvline(1.0, color="grey", ls="--", lw=1, label="uniform's median time")
+    ax.set_xlabel("time budget τ (multiples of uniform's median time-to-target on the pair)")
+    ax.set_ylabel("fraction of runs reaching the target\nwithin τ")
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlim(0, a.taus[-1])
+    ax.set_title(f"Time-to-target performance profile (all pairs and seeds; band: {a.level:.0%} "
+                 "CI)")
+    ax.grid(alpha=0.3)
+    if a.profiles:
+        ax.legend(title="strategy", fontsize=8, loc="best")
+    else:
+        ax.text(0.5, 0.5, "no pair has a uniform reference time", ha="center",
+                transform=ax.transAxes)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def report(results: Path, out: Path | None = None,
+           fixed_targets: Mapping[str, float] | None = None, reps: int = 2000, seed: int = 0,
+           level: float = 0.95) -> tuple[Analysis, list[Path]]:
+    """Analyse ``results/runs`` and write the report into ``out`` (default ``results/report``)."""
+    if reps < 1:
+        raise ReportError(f"--reps must be at least 1, got {reps}")
+    results = Path(results)
+    out = Path(out) if out is not None else results / "report"
+    records = load_records(results)
+    a = analyse(records, fixed_targets, reps=reps, seed=seed, level=level)
+    out.mkdir(parents=True, exist_ok=True)
+    written = write_tables(a, out, reps, seed, level)
+    colours = _colours(list(records.summaries["label"]))
+    written += [plot_accuracy(a, out / "accuracy_vs_time.png", colours),
+                plot_speedups(a, out / "speedup.png", colours),
+                plot_profile(a, out / "performance_profile.png", colours),
+                plot_effective(a, out / "effective_frac.png", colours)]
+    for note in a.notes:
+        print(f"note: {note}", file=sys.stderr)
+    return a, written
+
+
+def parse_targets(items: Sequence[str]) -> dict[str, float]:
+    out = {}
+    for item in items:
+        pair, sep, value = item.partition("=")
+        try:
+            number = float(value)
+        except ValueError:
+            number = math.nan
+        if not sep or not pair or not 0.0 <= number <= 1.0:
+            raise ReportError(f"--target expects PAIR=VALUE with VALUE an accuracy in [0, 1], "
+                              f"got '{item}' (e.g. --target tiny-b-arith=0.42)")
+        out[pair] = number
+    return out

@@ -1,0 +1,217 @@
+"""``selbench report`` on synthetic run records written with the real writer, plus (slow) on two
+real short runs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+from harness import report
+from harness.records import RunRecord
+
+EVERY = 2  # steps between evaluations
+# accuracy at steps 0, 2, 4, 6; the trailing mean of 3 is in the comment
+BASE = [0.3, 0.3, 0.6, 0.6]  # 0.3, 0.3, 0.4, 0.5: uniform's target is 0.5, met at step 6
+QUICK = [0.3, 0.6, 0.6, 0.6]  # 0.3, 0.45, 0.5, 0.6: meets 0.5 at step 4
+FLAT = [0.3, 0.3, 0.3, 0.3]  # never
+
+
+def write_run(results: Path, pair: str, strategy: str, seed: int, acc: list[float],
+              sec_per_step: float, finished: bool = True, replay: bool = False,
+              eff: float = 0.5, ref_samples: int = 0) -> Path:
+    label = strategy + ("+rr" if replay else "")
+    run_id = f"{pair}__{label}__cafe__s{seed}"
+    rec = RunRecord(results / "runs" / run_id)
+    rec.start("{}\n")
+    steps = EVERY * (len(acc) - 1)
+    samples_per_step = 64 + ref_samples
+    rec.log_eval({"step": 0, "clock_s": 0.0, "samples": 0, "tokens": 0, "accuracy": acc[0]})
+    for step in range(1, steps + 1):
+        rec.log_step(step, {"train/effective_frac": eff + 0.01 * (step % 3),
+                            "time/step": sec_per_step})
+        if step % EVERY == 0:
+            rec.log_eval({"step": step, "clock_s": step * sec_per_step,
+                          "samples": step * samples_per_step, "tokens": step * 1000,
+                          "accuracy": acc[step // EVERY]})
+    if finished:
+        rec.write_summary({
+            "run_id": run_id, "pair": pair, "strategy": strategy, "replay": replay,
+            "label": label, "seed": seed, "steps": steps, "initial_accuracy": acc[0],
+            "final_accuracy": acc[-1], "best_accuracy": max(acc),
+            "clock_s": steps * sec_per_step, "samples": steps * samples_per_step,
+            "tokens_generated": steps * 600, "tokens_trained": steps * 400,
+            "reference_samples": steps * ref_samples, "executor": "inprocess",
+            "git_commit": "abc1234", "date": f"2026-01-0{seed + 1}T00:00:00+00:00",
+            "versions": {"numpy": "2.4.6", "torch": "2.13.0+cpu"}})
+    return rec.root
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("built") / "results"
+    for seed in range(3):
+        for pair in ("pair-a", "pair-b"):
+            write_run(root, pair, "uniform", seed, BASE, 1.0, eff=0.4)
+            write_run(root, pair, "dots", seed, QUICK, 1.0, replay=True, eff=0.8,
+                      ref_samples=16)
+        write_run(root, "pair-a", "slow", seed, QUICK, 2.0)  # fewer steps, dearer steps
+        write_run(root, "pair-a", "never", seed, FLAT, 1.0)
+        write_run(root, "pair-c", "dots", seed, QUICK, 1.0, replay=True,
+                  ref_samples=16)  # no uniform here
+    write_run(root, "pair-a", "oracle", 0, QUICK, 1.0, finished=False)
+    return root
+
+
+@pytest.fixture()
+def results(built: Path, tmp_path: Path) -> Path:
+    """A private copy per test (the records are written once: every step is fsynced)."""
+    return Path(shutil.copytree(built, tmp_path / "results"))
+
+
+def test_report_files_and_key_numbers(results: Path) -> None:
+    a, written = report.report(results, reps=200)
+    out = results / "report"
+    names = {p.name for p in written}
+    assert names == {"leaderboard.md", "leaderboard.csv", "table1.md", "table1.csv",
+                     "pairs.csv", "runs.csv", "accuracy_vs_time.png", "speedup.png",
+                     "performance_profile.png", "effective_frac.png"}
+    for png in out.glob("*.png"):
+        img = mpimg.imread(png)
+        assert img.shape[0] > 400 and img.shape[1] > 800, png  # ~150 dpi figures
+
+    runs = pd.read_csv(out / "runs.csv")
+    assert len(runs) == 3 * 7 - 3  # pair-c has no target: its 3 runs are not scored
+    assert runs["target"].to_numpy() == pytest.approx([0.5] * len(runs))
+    dots = runs[(runs["pair"] == "pair-a") & (runs["label"] == "dots+rr")]
+    assert list(dots["time_to_target_s"]) == [4.0] * 3
+    assert list(dots["steps_to_target"]) == [4.0] * 3
+    assert list(dots["tokens_to_target"]) == [4000.0] * 3
+    never = runs[runs["label"] == "never"]
+    assert never["censored"].all() and (never["time_to_target_s"] == math.inf).all()
+
+    pairs = pd.read_csv(out / "pairs.csv").set_index(["pair", "label"])
+    assert pairs.loc[("pair-a", "dots+rr"), "speedup"] == pytest.approx(1.5)
+    assert pairs.loc[("pair-a", "slow"), "speedup"] == pytest.approx(0.75)
+    assert pairs.loc[("pair-a", "never"), "speedup"] == 0.0
+    t1 = pd.read_csv(out / "table1.csv").set_index(["pair", "label"])
+    slow = t1.loc[("pair-a", "slow")]
+    assert slow["steps_saved_pct"] == pytest.approx(100 / 3)
+    assert slow["per_step_time_saved_pct"] == pytest.approx(-100.0)
+    assert slow["total_time_saved_pct"] == pytest.approx(-100 / 3)
+
+    board = pd.read_csv(out / "leaderboard.csv")
+    assert list(board["label"]) == ["dots+rr", "uniform", "slow", "never"]
+    assert list(board["rank"]) == [1, 2, 3, 4]
+    top = board.iloc[0]
+    assert (top["iqm_speedup"], top["iqm_lo"], top["iqm_hi"]) == pytest.approx((1.5, 1.5, 1.5))
+    assert top["poi"] == 1.0 and top["pairs_reached"] == "2/2"
+    assert top["samples_mean"] == pytest.approx(6 * 80)  # reference rollouts included
+    assert top["reference_samples_mean"] == pytest.approx(6 * 16)
+    assert top["tokens_mean"] == pytest.approx(6 * 1000)
+    assert board.set_index("label").loc["never", "pairs_reached"] == "0/1"
+
+    md = (out / "leaderboard.md").read_text()
+    assert "1 unfinished run(s)" in md and "pair-a__oracle__cafe__s0" in md
+    assert "pair pair-c: no uniform runs and no --target" in md
+    assert "`abc1234` (21 runs)" in md and "numpy 2.4.6" in md
+    assert "| 1 | dots+rr | 1.50 [1.50, 1.50] |" in md
+    assert "| pair-a | slow | 4 | 33.33% | -100.00% | -33.33% |" in (out / "table1.md").read_text()
+
+
+def test_report_is_a_pure_function_of_the_records(results: Path, tmp_path: Path) -> None:
+    _, first = report.report(results, reps=50)
+    _, second = report.report(results, out=tmp_path / "again", reps=50)
+    assert [p.name for p in first] == [p.name for p in second]
+    for one, two in zip(first, second, strict=True):  # figures included: byte for byte
+        assert one.read_bytes() == two.read_bytes(), one.name
+
+
+def test_fixed_target_and_strategy_without_uniform(results: Path) -> None:
+    a, _ = report.report(results, fixed_targets={"pair-c": 0.55}, reps=100)
+    c = a.pairs[a.pairs["pair"] == "pair-c"].iloc[0]
+    # QUICK's smoothed accuracy reaches 0.55 at step 6; no uniform on pair-c: no speedup
+    assert c["median_time_s"] == 6.0 and math.isnan(c["speedup"])
+    assert "no uniform runs" in c["note"]
+    assert a.targets.set_index("pair").loc["pair-c", "source"] == "fixed"
+
+
+def test_only_uniform_and_one_strategy(tmp_path: Path) -> None:
+    for seed in range(2):
+        write_run(tmp_path, "p", "uniform", seed, BASE, 1.0)
+        write_run(tmp_path, "p", "dots", seed, QUICK, 1.0, replay=True)
+    a, written = report.report(tmp_path, reps=50)
+    assert list(a.leaderboard["label"]) == ["dots+rr", "uniform"]
+    assert all(p.exists() for p in written)
+
+
+def test_bad_input_errors(tmp_path: Path, results: Path) -> None:
+    with pytest.raises(report.ReportError, match="does not exist"):
+        report.report(tmp_path / "nothing")
+    write_run(tmp_path, "p", "uniform", 0, BASE, 1.0, finished=False)
+    with pytest.raises(report.ReportError, match="no finished runs"):
+        report.report(tmp_path)
+    # a second config of the same strategy and seed would be averaged in silently otherwise
+    dup = results / "runs" / "pair-a__uniform__cafe__s0"
+    other = results / "runs" / "pair-a__uniform__beef__s0"
+    other.mkdir()
+    for name in ("eval.csv", "metrics.csv"):
+        (other / name).write_bytes((dup / name).read_bytes())
+    summary = json.loads((dup / "summary.json").read_text())
+    (other / "summary.json").write_text(json.dumps({**summary, "run_id": other.name}))
+    with pytest.raises(report.ReportError, match="two finished runs for pair pair-a"):
+        report.report(results)
+    with pytest.raises(report.ReportError, match="PAIR=VALUE"):
+        report.parse_targets(["pair-a:0.5"])
+    assert report.parse_targets(["pair-a=0.5"]) == {"pair-a": 0.5}
+
+
+def test_cli_bad_target_is_one_line(results: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(results),
+                           "--target", "pair-a=high"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 2
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "--target expects PAIR=VALUE" in lines[0], proc.stderr
+
+
+@pytest.mark.slow
+def test_report_on_two_real_runs(tmp_path: Path) -> None:
+    """Two real short runs on tiny-b-arith (uniform, oracle), then the CLI report on them."""
+    env = dict(os.environ)
+    common = ["--pair", "tiny-b-arith", "--seed", "0", "--steps", "4", "--set",
+              "train.threads=1", "--set", "eval.every=2", "--set", "eval.max_questions=64",
+              "--results", str(tmp_path), "--quiet"]
+    for strategy in ("uniform", "oracle"):
+        subprocess.run([sys.executable, "-m", "harness.cli", "run", "--strategy", strategy,
+                        *common], check=True, env=env, timeout=1800)
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "report", str(tmp_path),
+                           "--reps", "200"], capture_output=True, text=True, check=True,
+                          env=env, timeout=600)
+    out = Path(proc.stdout.strip())
+    assert out == tmp_path / "report"
+    runs = pd.read_csv(out / "runs.csv")
+    assert sorted(runs["label"]) == ["oracle", "uniform"]
+    # the target is uniform's smoothed final accuracy, recomputed here from its eval.csv
+    uni = next((tmp_path / "runs").glob("tiny-b-arith__uniform__*"))
+    acc = [r["accuracy"] for r in RunRecord(uni).read_eval()]
+    assert runs["target"].iloc[0] == pytest.approx(sum(acc[-3:]) / 3)
+    board = pd.read_csv(out / "leaderboard.csv").set_index("label")
+    if acc[0] < runs["target"].iloc[0]:
+        # one seed reaches its own smoothed final accuracy, at its own median time
+        assert bool(runs.set_index("label").loc["uniform", "reached"])
+        assert board.loc["uniform", "iqm_speedup"] == pytest.approx(1.0)
+    else:  # four steps may not improve on the start: then there is no speedup, and it says so
+        assert "met before training" in (out / "leaderboard.md").read_text()
+    assert board.loc["oracle", "reference_samples_mean"] > 0  # the oracle's extra rollouts
+    for png in ("accuracy_vs_time.png", "speedup.png", "performance_profile.png",
+                "effective_frac.png"):
+        assert mpimg.imread(out / png).shape[0] > 400

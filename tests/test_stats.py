@@ -1,0 +1,239 @@
+"""Time-to-target statistics on small hand-computed cases, censoring included."""
+
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from rliable import metrics
+
+from harness import stats
+
+INF = math.inf
+
+
+def _evals(runs: dict[tuple[str, str, int], tuple[list[float], list[float]]],
+           step_every: int = 10) -> pd.DataFrame:
+    """One eval row per (clock, accuracy) point; steps 0, 10, 20, ...; tokens = 100 x step."""
+    rows = []
+    for (pair, label, seed), (clock, acc) in runs.items():
+        for i, (c, a) in enumerate(zip(clock, acc, strict=True)):
+            rows.append({"run_id": f"{pair}__{label}__s{seed}", "pair": pair, "label": label,
+                         "seed": seed, "step": i * step_every, "clock_s": c,
+                         "samples": 8.0 * i * step_every, "tokens": 100.0 * i * step_every,
+                         "accuracy": a})
+    return pd.DataFrame(rows)
+
+
+def test_smooth_is_a_trailing_mean_of_three() -> None:
+    np.testing.assert_allclose(stats.smooth([0.1, 0.2, 0.3, 0.4, 1.0]),
+                               [0.1, 0.15, 0.2, 0.3, 0.5666666666666667])
+    np.testing.assert_allclose(stats.smooth([0.5]), [0.5])
+
+
+def test_first_crossing_uses_the_smoothed_curve_and_censors() -> None:
+    curve = pd.DataFrame({"step": [0, 2, 4, 6], "clock_s": [0.0, 10.0, 20.0, 30.0],
+                          "samples": [0, 16, 32, 48], "tokens": [0, 200, 400, 600],
+                          "accuracy": [0.1, 0.3, 0.5, 0.4]})  # smoothed 0.1, 0.2, 0.3, 0.4
+    c = stats.first_crossing(curve.iloc[::-1], 0.3)  # row order does not matter
+    assert (c.reached, c.time_s, c.steps, c.tokens, c.samples) == (True, 20.0, 4.0, 400.0, 32.0)
+    # the raw curve touches 0.5 at step 4, the smoothed one never: censored, not dropped
+    c = stats.first_crossing(curve, 0.45)
+    assert not c.reached and c.time_s == c.steps == c.tokens == INF
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    ([3.0, 1.0, 2.0], 2.0), ([1.0, 2.0, 3.0, 4.0], 2.0), ([5.0, INF], 5.0),
+    ([INF, INF, 1.0], INF), ([7.0], 7.0), ([INF], INF)])
+def test_censored_median(values: list[float], expected: float) -> None:
+    assert stats.censored_median(values) == expected
+
+
+def test_censored_median_of_nothing_is_nan() -> None:
+    assert math.isnan(stats.censored_median([]))
+
+
+def test_ratio_censoring_rules() -> None:
+    np.testing.assert_array_equal(stats.ratio(100.0, np.array([50.0, INF, 200.0])),
+                                  [2.0, 0.0, 0.5])
+    assert float(stats.ratio(INF, 10.0)) == INF and float(stats.ratio(INF, INF)) == 0.0
+
+
+def test_target_is_uniform_median_smoothed_final_or_fixed() -> None:
+    ev = _evals({
+        ("A", "uniform", 0): ([0, 10, 20], [0.2, 0.3, 0.4]),  # smoothed final 0.3
+        ("A", "uniform", 1): ([0, 10, 20], [0.2, 0.5, 0.5]),  # 0.4
+        ("A", "uniform", 2): ([0, 10, 20], [0.2, 0.2, 0.2]),  # 0.2
+        ("B", "fast", 0): ([0, 10, 20], [0.2, 0.5, 0.5]),  # no uniform on B
+    })
+    t = stats.targets(ev)
+    assert list(t["pair"]) == ["A"] and t["target"].iloc[0] == pytest.approx(0.3)
+    t = stats.targets(ev, fixed={"B": 0.45, "A": 0.25})
+    assert dict(zip(t["pair"], t["target"], strict=True)) == {"A": 0.25, "B": 0.45}
+    assert set(t["source"]) == {"fixed"}
+
+
+def _two_strategy_case() -> pd.DataFrame:
+    # target 0.5 (fixed); smoothed accuracy crosses at the listed clock times
+    up = [0.2, 0.8, 0.8, 0.8]  # smoothed 0.2, 0.5, ...: reaches at the 2nd evaluation
+    late = [0.2, 0.2, 0.8, 0.8]  # smoothed 0.2, 0.2, 0.4, 0.6: reaches at the 4th
+    flat = [0.2, 0.2, 0.2, 0.2]  # never
+    return _evals({
+        ("A", "uniform", 0): ([0, 50, 100, 150], up),  # 50
+        ("A", "uniform", 1): ([0, 40, 80, 120], late),  # 120
+        ("A", "uniform", 2): ([0, 70, 140, 210], up),  # 70
+        ("A", "fast", 0): ([0, 30, 60, 90], up),  # 30
+        ("A", "fast", 1): ([0, 40, 80, 120], up),  # 40
+        ("A", "fast", 2): ([0, 10, 20, 30], flat),  # censored
+        ("A", "never", 0): ([0, 10, 20, 30], flat),
+        ("A", "never", 1): ([0, 10, 20, 30], flat),
+    })
+
+
+def test_run_table_and_pair_speedups_with_censoring() -> None:
+    ev = _two_strategy_case()
+    runs = stats.run_table(ev, stats.targets(ev, fixed={"A": 0.5}))
+    fast = runs[runs["label"] == "fast"]
+    assert list(fast["time_to_target_s"]) == [30.0, 40.0, INF]
+    assert list(fast["censored"]) == [False, False, True]
+    assert list(fast["steps_to_target"]) == [10.0, 10.0, INF]
+    assert list(runs[runs["label"] == "uniform"]["steps_to_target"]) == [10.0, 30.0, 10.0]
+    per_step = {r: 1.0 for r in runs["run_id"]} | {"A__fast__s0": 0.75, "A__fast__s1": 0.75,
+                                                   "A__fast__s2": 0.75}
+    table = stats.pair_table(runs, per_step, reps=500, seed=0).set_index("label")
+    # uniform times 50, 120, 70: median 70; fast 30, 40, inf: median 40 (2 of 3 reached)
+    assert table.loc["uniform", "median_time_s"] == 70.0
+    assert table.loc["fast", "median_time_s"] == 40.0
+    assert table.loc["fast", "speedup"] == pytest.approx(70 / 40)
+    assert table.loc["fast", "total_time_saved_pct"] == pytest.approx(100 * (1 - 40 / 70))
+    assert table.loc["fast", "steps_saved_pct"] == pytest.approx(0.0)  # 10 vs uniform's 10
+    assert table.loc["fast", "per_step_time_saved_pct"] == pytest.approx(25.0)
+    lo, hi = table.loc["fast", "speedup_lo"], table.loc["fast", "speedup_hi"]
+    assert lo <= 70 / 40 <= hi
+    # a strategy whose seeds all fail: speedup 0 with a degenerate interval, nothing dropped
+    assert table.loc["never", "seeds"] == 2 and table.loc["never", "reached"] == 0
+    assert (table.loc["never", "speedup"], table.loc["never", "speedup_lo"],
+            table.loc["never", "speedup_hi"]) == (0.0, 0.0, 0.0)
+    assert math.isnan(table.loc["never", "total_time_saved_pct"])
+
+
+def test_bootstrap_speedup_hand_computed() -> None:
+    # identical seeds: every resample gives the same ratio
+    assert stats.bootstrap_speedup([100.0, 100.0], [50.0, 50.0], 200, 0) == (2.0, 2.0, 2.0)
+    # strategy 50 or censored, reference 100: resampled medians are 50 (ratio 2) unless both
+    # draws are censored (probability 1/4, ratio 0), so the 95% interval is [0, 2]
+    point, lo, hi = stats.bootstrap_speedup([100.0], [50.0, INF], 2000, 0)
+    assert (point, lo, hi) == (2.0, 0.0, 2.0)
+    # seeded and deterministic
+    a = stats.bootstrap_speedup([90.0, 100.0, 130.0], [40.0, 70.0, INF], 500, 3)
+    assert a == stats.bootstrap_speedup([90.0, 100.0, 130.0], [40.0, 70.0, INF], 500, 3)
+
+
+def test_reference_time_notes() -> None:
+    ev = _evals({
+        ("A", "uniform", 0): ([0, 10, 20], [0.2, 0.2, 0.2]),  # uniform never reaches 0.5
+        ("A", "fast", 0): ([0, 10, 20], [0.2, 0.8, 0.8]),
+        ("B", "fast", 0): ([0, 10, 20], [0.2, 0.8, 0.8]),  # no uniform
+        ("C", "uniform", 0): ([0, 10, 20], [0.6, 0.8, 0.8]),  # met at step 0
+    })
+    runs = stats.run_table(ev, stats.targets(ev, fixed={"A": 0.5, "B": 0.5, "C": 0.5}))
+    refs = stats.reference_times(runs)
+    assert all(math.isnan(v) for v, _ in refs.values())
+    assert "does not reach" in refs["A"][1] and "no uniform runs" in refs["B"][1]
+    assert "before training" in refs["C"][1] and "--target C=" in refs["C"][1]
+    table = stats.pair_table(runs, reps=50)
+    assert table["speedup"].isna().all()
+    assert stats.score_matrices(runs).speedups == {}
+
+
+def _aggregate_case() -> pd.DataFrame:
+    """Per-run speedups: pair A fast [2, 4], pair B fast [1, 0 (censored)]; uniform all 1."""
+    rows = []
+    for pair, uni, fast in (("A", [100.0, 100.0], [50.0, 25.0]), ("B", [10.0, 10.0], [10.0, INF])):
+        for label, times in (("uniform", uni), ("fast", fast)):
+            for seed, t in enumerate(times):
+                rows.append({"pair": pair, "label": label, "seed": seed,
+                             "run_id": f"{pair}{label}{seed}", "time_to_target_s": t,
+                             "reached": math.isfinite(t)})
+    return pd.DataFrame(rows)
+
+
+def test_score_matrices_and_rliable_aggregates() -> None:
+    mats = stats.score_matrices(_aggregate_case())
+    assert mats.pairs["fast"] == ["A", "B"]
+    np.testing.assert_array_equal(mats.speedups["fast"], [[2.0, 1.0], [4.0, 0.0]])
+    np.testing.assert_array_equal(mats.norm_times["fast"], [[0.5, 1.0], [0.25, INF]])
+    np.testing.assert_array_equal(mats.baseline_speedups["fast"], np.ones((2, 2)))
+    agg = stats.aggregate(mats, reps=300, seed=0).set_index("label")
+    # IQM of {0, 1, 2, 4}: trim one value at each end, mean of 1 and 2
+    assert agg.loc["fast", "iqm_speedup"] == pytest.approx(1.5)
+    assert agg.loc["fast", "iqm_lo"] <= 1.5 <= agg.loc["fast", "iqm_hi"]
+    # PoI: pair A 1.0 (2 and 4 beat 1, 1); pair B (1 ties 1, 0 loses) 0.25; mean 0.625
+    assert agg.loc["fast", "poi"] == pytest.approx(0.625)
+    assert agg.loc["fast", "poi_lo"] <= 0.625 <= agg.loc["fast", "poi_hi"]
+    assert agg.loc["uniform", "iqm_speedup"] == 1.0 and agg.loc["uniform", "poi"] == 0.5
+    again = stats.aggregate(mats, reps=300, seed=0).set_index("label")
+    pd.testing.assert_frame_equal(agg, again)  # seeded: the same intervals every time
+
+
+def test_aggregate_leaves_global_rng_alone() -> None:
+    np.random.seed(123)
+    expected = np.random.rand()
+    np.random.seed(123)
+    stats.aggregate(stats.score_matrices(_aggregate_case()), reps=20, seed=0)
+    assert np.random.rand() == expected
+
+
+def test_performance_profile_counts_censored_runs_as_never_reached() -> None:
+    mats = stats.score_matrices(_aggregate_case())
+    taus = np.array([0.0, 0.3, 0.6, 1.0, 2.0])
+    prof = stats.performance_profile(mats, taus, reps=100, seed=0)
+    np.testing.assert_allclose(prof["fast"][0], [0.0, 0.25, 0.5, 0.75, 0.75])
+    np.testing.assert_allclose(prof["uniform"][0], [0.0, 0.0, 0.0, 1.0, 1.0])
+    lo, hi = prof["fast"][1]
+    assert np.all(lo <= prof["fast"][0] + 1e-12) and np.all(prof["fast"][0] <= hi + 1e-12)
+
+
+def test_unequal_seed_counts_truncate_with_a_note() -> None:
+    runs = _aggregate_case()
+    extra = {"pair": "A", "label": "fast", "seed": 2, "run_id": "Afast2",
+             "time_to_target_s": 20.0, "reached": True}
+    mats = stats.score_matrices(pd.concat([runs, pd.DataFrame([extra])], ignore_index=True))
+    assert mats.speedups["fast"].shape == (2, 2) and "first 2 seeds" in mats.notes["fast"]
+
+
+def test_poi_fast_equals_rliable() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        x = rng.integers(0, 4, (int(rng.integers(1, 5)), 3)).astype(float)
+        y = rng.integers(0, 4, (int(rng.integers(1, 5)), 3)).astype(float)
+        assert stats.poi_fast(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+
+
+_BLOCK_TORCH = """
+import sys
+class _NoTorch:
+    def find_spec(self, name, path=None, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ImportError("torch is blocked in this test")
+        return None
+sys.meta_path.insert(0, _NoTorch())
+"""
+
+
+def test_stats_and_report_import_without_torch() -> None:
+    # torch cannot be imported at all: a hidden import fails loudly (optional ones are skipped
+    # by the libraries), and the aggregate path (rliable, arch, scipy) runs too
+    code = _BLOCK_TORCH + (
+        "import numpy as np, pandas as pd\n"
+        "import harness.stats as st, harness.report\n"
+        "runs = pd.DataFrame({'pair': ['A'] * 4, 'label': ['uniform', 'uniform', 'x', 'x'],\n"
+        "                     'seed': [0, 1, 0, 1], 'time_to_target_s': [10.0, 12.0, 5.0, 6.0]})\n"
+        "agg = st.aggregate(st.score_matrices(runs), reps=20)\n"
+        "assert agg.set_index('label').loc['x', 'poi'] == 1.0\n"
+        "assert 'torch' not in sys.modules\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
