@@ -27,7 +27,7 @@ FLAT = [0.3, 0.3, 0.3, 0.3]  # never
 
 def write_run(results: Path, pair: str, strategy: str, seed: int, acc: list[float],
               sec_per_step: float, finished: bool = True, replay: bool = False,
-              eff: float = 0.5, ref_samples: int = 0) -> Path:
+              eff: float = 0.5, ref_samples: int = 0, extra_per_step: float = 0.0) -> Path:
     label = strategy + ("+rr" if replay else "")
     run_id = f"{pair}__{label}__cafe__s{seed}"
     rec = RunRecord(results / "runs" / run_id)
@@ -41,13 +41,14 @@ def write_run(results: Path, pair: str, strategy: str, seed: int, acc: list[floa
         if step % EVERY == 0:
             rec.log_eval({"step": step, "clock_s": step * sec_per_step,
                           "samples": step * samples_per_step, "tokens": step * 1000,
-                          "accuracy": acc[step // EVERY]})
+                          "accuracy": acc[step // EVERY], "extra_s": step * extra_per_step})
     if finished:
         rec.write_summary({
             "run_id": run_id, "pair": pair, "strategy": strategy, "replay": replay,
             "label": label, "seed": seed, "steps": steps, "initial_accuracy": acc[0],
             "final_accuracy": acc[-1], "best_accuracy": max(acc),
-            "clock_s": steps * sec_per_step, "samples": steps * samples_per_step,
+            "clock_s": steps * sec_per_step, "extra_s": steps * extra_per_step,
+            "samples": steps * samples_per_step,
             "tokens_generated": steps * 600, "tokens_trained": steps * 400,
             "reference_samples": steps * ref_samples, "executor": "inprocess",
             "git_commit": "abc1234", "date": f"2026-01-0{seed + 1}T00:00:00+00:00",
@@ -215,3 +216,17 @@ def test_report_on_two_real_runs(tmp_path: Path) -> None:
     for png in ("accuracy_vs_time.png", "speedup.png", "performance_profile.png",
                 "effective_frac.png"):
         assert mpimg.imread(out / png).shape[0] > 400
+
+
+def test_oracle_is_reported_on_and_off_the_clock(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    for seed in range(2):
+        write_run(root, "pair-a", "uniform", seed, BASE, 1.0)
+        # same steps to target as QUICK, but each step pays 1.5 s of estimation rollouts
+        write_run(root, "pair-a", "oracle", seed, QUICK, 2.0, ref_samples=32, extra_per_step=1.5)
+    a = report.analyse(report.load_records(root), reps=200)
+    runs = a.runs.set_index(["label", "seed"])
+    # uniform meets 0.5 at step 6 (6 s); oracle at step 4: 8 s on the clock, 2 s off it
+    assert runs.loc[("oracle", 0), "time_to_target_s"] == pytest.approx(8.0)
+    assert runs.loc[("oracle (off clock)", 0), "time_to_target_s"] == pytest.approx(2.0)
+    assert runs.loc[("uniform", 0), "time_to_target_s"] == pytest.approx(6.0)
