@@ -83,7 +83,8 @@ class VLLMEngine:
     name = "vllm"
 
     def __init__(self, model: Any, model_path: Path, *, seed: int = 0,
-                 max_model_len: int | None = None, max_num_seqs: int = 256) -> None:
+                 max_model_len: int | None = None, max_num_seqs: int = 256,
+                 **llm_kwargs: Any) -> None:
         model_path = Path(model_path)
         check_supported(model.config, model_path)
         vllm = import_vllm()
@@ -105,7 +106,12 @@ class VLLMEngine:
                 max_model_len=self.max_model_len,
                 max_num_seqs=max_num_seqs,
                 enable_prefix_caching=True,  # G samples of a prompt share its prefill
+                # whole prompts only: with chunked prefill, vLLM rewinds the per-request
+                # generator of a partly prefilled prompt, which CPU generators cannot do
+                # ("CPU Generator does not use offset" once a batch exceeds the token budget)
+                enable_chunked_prefill=False,
                 **({} if _on_cpu(vllm) else {"gpu_memory_utilization": 0.4}),
+                **llm_kwargs,
             )
         finally:
             torch.set_num_threads = set_threads
