@@ -13,6 +13,7 @@ k-th evaluation question, so the reward never depends on text matching.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,21 @@ def response_text(query: str, prompt: str, special_tokens: Sequence[str]) -> str
 def make_reward_func(config_path: str, model_path: str) -> Callable[..., dict[str, Any]]:
     """Build ``reward_func`` for a run; the pool and tokenizer load on first call (per engine)."""
     state: dict[str, Any] = {}
+    lock = threading.Lock()
 
     def setup() -> None:
-        from harness.config import load_resolved
-        from harness.tasks import load_pool
+        # OpenRLHF calls reward_func from many threads at once (asyncio.to_thread): one loads
+        # the pool, the others wait (concurrent first imports see half-initialised modules)
+        with lock:
+            if state:
+                return
+            from harness.config import load_resolved
+            from harness.tasks import load_pool
 
-        cfg = load_resolved(Path(config_path))
-        pool = load_pool(cfg.task, cfg.pair)
-        eval_qs = pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions else pool.eval
-        state.update(pool=pool, eval=eval_qs, special=_special_tokens(model_path))
+            cfg = load_resolved(Path(config_path))
+            pool = load_pool(cfg.task, cfg.pair)
+            eval_qs = pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions else pool.eval
+            state.update(pool=pool, eval=eval_qs, special=_special_tokens(model_path))
 
     def reward_func(queries: Sequence[str], prompts: Sequence[str],
                     labels: Sequence[str]) -> dict[str, Any]:
