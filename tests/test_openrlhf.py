@@ -290,6 +290,10 @@ def test_all_six_paper_pairs_validate_and_dry_run(tmp_path: Path,
         assert str(run_dir / "openrlhf" / "reward_func.py") in out
         assert not (run_dir / "summary.json").exists()
     assert sorted(len(v) for v in models.values()) == [1, 2, 3]
+    # DOTS with rollout replay, the paper's method, launches the same way
+    cfg = config.resolve("qwen2.5-math-1.5b-deepscaler", "dots", overrides=["replay.enabled=true"])
+    run_dir, _ = openrlhf.run(cfg, tmp_path, dry_run=True)
+    assert "dots+rr" in run_dir.name and "is_correction_level token" in capsys.readouterr().out
 
 
 def test_cli_dry_run_prints_a_complete_launch(tmp_path: Path) -> None:
