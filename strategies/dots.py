@@ -41,7 +41,10 @@ class DotsParams:
     reuse_references: bool = False  # train on informative reference groups (not in the paper's code)
     label_memory: bool = False  # reuse observed groups' pass rates as reference labels
     fresh_references: int | None = None  # with label_memory: new references per round (None: K/4)
-    memory_age: int = 2  # with label_memory: oldest usable remembered label, in steps
+    memory_age: int = 2  # with label_memory: oldest remembered label used as a reference, in steps
+    # with label_memory: a prompt observed within this many steps is ranked by its observed pass
+    # rate instead of the prediction (the frozen predictor cannot see that the policy learned it)
+    known_age: int = 10
 
     def validate(self, prefix: str = "strategy") -> None:
         check(self.references is None or self.references >= 2, f"{prefix}.references",
@@ -54,6 +57,7 @@ class DotsParams:
               f"{prefix}.fresh_references", self.fresh_references,
               f"null (K / 4) or an integer in [1, references={self.references}]")
         check(self.memory_age >= 0, f"{prefix}.memory_age", self.memory_age, "must be >= 0")
+        check(self.known_age >= 0, f"{prefix}.known_age", self.known_age, "must be >= 0")
 
 
 class Dots:
@@ -111,6 +115,10 @@ class Dots:
         slope, intercept = linear_calibration(raw[refs], labels)
         pred = apply_linear_calibration(raw, slope, intercept).astype(np.float64)
         self.last_calibration = (slope, intercept)
+        if p.label_memory:
+            for i, (rate, step) in self.memory.items():
+                if ctx.step - step <= p.known_age:
+                    pred[i] = rate
         # reused reference groups were rolled out by this step's policy: train on them now
         reused: list[int] = []
         if p.reuse_references and informative_refs:
@@ -143,7 +151,8 @@ class Dots:
 
     def _forget(self, step: int) -> None:
         # labels older than any round can use only grow the checkpoint
-        horizon = self.params.memory_age if self.params.label_memory else 0
+        p = self.params
+        horizon = max(p.memory_age, p.known_age) if p.label_memory else 0
         self.memory = {i: v for i, v in self.memory.items() if step - v[1] <= horizon}
 
     def state_dict(self) -> dict[str, Any]:
@@ -164,5 +173,24 @@ ENTRY = StrategyEntry(
     params_cls=DotsParams,
     description="DOTS: attention-based pass-rate predictor from K reference rollouts per round, "
     "pick near alpha (the paper's method)",
+    uses_predictor=True,
+)
+
+
+@dataclass
+class DotsReuseParams(DotsParams):
+    """DOTS with both options on: reference groups are trained on, observed groups' pass rates
+    serve as reference labels (so a prompt the policy has learned stops looking like p = 0.5)."""
+
+    reuse_references: bool = True
+    label_memory: bool = True
+
+
+REUSE_ENTRY = StrategyEntry(
+    name="dots-reuse",
+    factory=Dots,
+    params_cls=DotsReuseParams,
+    description="DOTS + reuse: trains on informative reference groups and reuses every observed "
+    "group's pass rate as a reference label (fewer fresh reference rollouts)",
     uses_predictor=True,
 )

@@ -41,6 +41,7 @@ _BUILTIN: dict[str, str] = {
     "mopps": "baselines.mopps:ENTRY",
     "oracle": "strategies.oracle:ENTRY",
     "dots": "strategies.dots:ENTRY",
+    "dots-reuse": "strategies.dots:REUSE_ENTRY",
 }
 _REGISTERED: dict[str, StrategyEntry] = {}
 
