@@ -91,11 +91,19 @@ def test_vllm_engine_without_vllm_says_how_to_install(built_test_model) -> None:
 def vllm_setup(built_test_model):
     if not HAS_VLLM:
         pytest.skip(NO_VLLM)
-    torch.manual_seed(0)
     model, tokenizer = load_policy(built_test_model)
+    threads = torch.get_num_threads()
+    torch.manual_seed(1234)
+    rng_before = torch.get_rng_state()
     # a small token budget: the test batches span several scheduler steps, as big ones do
     engine = VLLMEngine(model, built_test_model, seed=0, max_num_seqs=16,
                         max_num_batched_tokens=128)
+    # the trainer shares the process: its RNG stream and thread control must survive start-up
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    other = 2 if threads == 1 else 1
+    torch.set_num_threads(other)
+    assert torch.get_num_threads() == other
+    torch.set_num_threads(threads)
     yield engine, model, tokenizer
     engine.close()
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import gc
 import os
+import random
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from harness.rollout import Rollouts, left_pad
@@ -94,28 +96,34 @@ class VLLMEngine:
         # vLLM's CPU worker replaces torch.set_num_threads with a no-op for the whole process;
         # the trainer shares the process and sets its own thread count, so put it back.
         set_threads, threads = torch.set_num_threads, torch.get_num_threads()
+        # in-process vLLM seeds the global random, numpy and torch generators at start-up:
+        # keep the trainer's streams as they were
+        py_state, np_state = random.getstate(), np.random.get_state()
         try:
-            self.llm = vllm.LLM(
-                model=str(model_path),
-                dtype=dtype,  # the policy's own precision: behaviour log-probs match training's
-                seed=seed,
-                enforce_eager=True,
-                distributed_executor_backend="uni",
-                logprobs_mode="processed_logprobs",
-                max_logprobs=1,
-                max_model_len=self.max_model_len,
-                max_num_seqs=max_num_seqs,
-                enable_prefix_caching=True,  # G samples of a prompt share its prefill
-                # whole prompts only: with chunked prefill, vLLM rewinds the per-request
-                # generator of a partly prefilled prompt, which CPU generators cannot do
-                # ("CPU Generator does not use offset" once a batch exceeds the token budget)
-                enable_chunked_prefill=False,
-                **({} if _on_cpu(vllm) else {"gpu_memory_utilization": 0.4}),
-                **llm_kwargs,
-            )
+            with torch.random.fork_rng(devices=[]):
+                self.llm = vllm.LLM(
+                    model=str(model_path),
+                    dtype=dtype,  # the policy's own precision: behaviour log-probs match training's
+                    seed=seed,
+                    enforce_eager=True,
+                    distributed_executor_backend="uni",
+                    logprobs_mode="processed_logprobs",
+                    max_logprobs=1,
+                    max_model_len=self.max_model_len,
+                    max_num_seqs=max_num_seqs,
+                    enable_prefix_caching=True,  # G samples of a prompt share its prefill
+                    # whole prompts only: with chunked prefill, vLLM rewinds the per-request
+                    # generator of a partly prefilled prompt, which CPU generators cannot do
+                    # ("CPU Generator does not use offset" once a batch exceeds the token budget)
+                    enable_chunked_prefill=False,
+                    **({} if _on_cpu(vllm) else {"gpu_memory_utilization": 0.4}),
+                    **llm_kwargs,
+                )
         finally:
             torch.set_num_threads = set_threads
             torch.set_num_threads(threads)
+            random.setstate(py_state)
+            np.random.set_state(np_state)
         self._sampling_params = vllm.SamplingParams
         self._tokens_prompt = vllm.inputs.TokensPrompt
         self.sync_weights(model)  # the policy may already differ from its folder (a resume)
