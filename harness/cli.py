@@ -84,6 +84,31 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(written[0].parent)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from harness import sweep, sweep_exec
+
+    spec = sweep.load_spec(sweep.find_sweep_file(args.file))
+    plan = sweep.make_plan(spec, Path(args.results).resolve())  # validates every run first
+    print(sweep.format_plan(plan, verbose=args.dry_run), file=sys.stderr)
+    missing = sweep.missing_resources(plan)
+    if missing and not args.dry_run and args.address is None:
+        raise sweep.SweepError("\n".join(missing))
+    for line in missing:  # a remote cluster's nodes may have what this machine lacks
+        print(f"warning: {line}", file=sys.stderr)
+    if args.dry_run:
+        return 0
+    sweep.write_metadata(plan)
+    if plan.todo() and (args.executor == "local" or args.address is None):
+        sweep_exec.prebuild_models(plan, progress=not args.quiet)
+    executor = sweep_exec.make_executor(args.executor, plan, args.address, args.workers)
+    print(f"executor: {args.executor}, up to {executor.slots()} runs at once", file=sys.stderr)
+    outcomes = sweep_exec.schedule(plan, executor, skip_busy=args.skip_busy,
+                                   progress=not args.quiet)
+    print(sweep_exec.format_outcomes(plan, outcomes), file=sys.stderr)
+    print(plan.meta_dir)
+    return sweep_exec.exit_code(outcomes)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from harness import demo
 
@@ -140,6 +165,23 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     rep.set_defaults(func=_cmd_report)
 
+    sw = sub.add_parser("sweep", help="run every pair x strategy x seed of a sweep file "
+                        "(skips finished runs, resumes interrupted ones)")
+    sw.add_argument("file", help="configs/sweeps/NAME.yaml, or just NAME")
+    sw.add_argument("--executor", choices=["local", "ray"], default="local",
+                    help="local: child processes here; ray: Ray tasks (pip install 'selbench[ray]')")
+    sw.add_argument("--address", default=None,
+                    help="Ray cluster address (default: start a local one)")
+    sw.add_argument("--workers", type=int, default=None,
+                    help="runs at once (default: cores // train.threads; 1 if train.threads=0)")
+    sw.add_argument("--results", default=str(results_dir()),
+                    help="results folder (with Ray: a path every node shares)")
+    sw.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
+    sw.add_argument("--skip-busy", action="store_true",
+                    help="skip runs another process is writing instead of waiting for them")
+    sw.add_argument("--quiet", action="store_true", help="no progress bar")
+    sw.set_defaults(func=_cmd_sweep)
+
     demo = sub.add_parser("demo", help="the CPU demo comparison")
     demo.add_argument("--results", default=str(results_dir() / "demo"))
     demo.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
@@ -161,12 +203,16 @@ def main(argv: list[str] | None = None) -> int:
         from harness.executors.openrlhf import OpenRLHFUnavailable
 
         errors += (OpenRLHFUnavailable,)
+    if args.command == "sweep":
+        from harness.sweep import SweepError
+
+        errors += (SweepError,)
     try:
-        args.func(args)
+        rc = args.func(args)
     except errors as err:
         print(f"selbench: error: {err}", file=sys.stderr)
         return 2
-    return 0
+    return rc or 0
 
 
 if __name__ == "__main__":

