@@ -9,6 +9,11 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -196,6 +201,39 @@ def test_run_with_vllm_engine_trains_the_policy_it_samples_from(config_dir, buil
     assert np.isfinite(summary["final_accuracy"])
     engine.close()
 
+
+@pytest.mark.slow
+@pytest.mark.vllm
+@pytest.mark.skipif(not HAS_VLLM, reason=NO_VLLM)
+def test_vllm_run_killed_and_rerun_resumes_exactly(config_dir, built_test_model, tmp_path) -> None:
+    """SIGKILL after the step-2 checkpoint, rerun: the records equal an uninterrupted run's
+    (the engine restarts from the checkpoint's weights; draws are seeded per request)."""
+    overrides = ["train.steps=4", "train.checkpoint_every=2", "train.engine=vllm",
+                 "train.threads=1", "train.lr=3e-3"]
+    cfg = _cfg(config_dir, overrides)
+    ref_dir, _ = trainer.run(cfg, tmp_path / "ref", progress=False)
+    untimed = [(s, k, round(v, 5)) for s, k, v in RunRecord(ref_dir).read_metrics()
+               if not k.startswith(("time/", "train/grad_norm"))]
+    env = {**os.environ, "SELBENCH_CONFIG_DIR": str(config_dir)}
+    cmd = [sys.executable, "-m", "harness.cli", "run", "--pair", "test-pair", "--strategy",
+           "uniform", "--seed", "0", "--results", str(tmp_path / "killed"), "--quiet"]
+    for o in overrides:
+        cmd += ["--set", o]
+    run_dir = tmp_path / "killed" / "runs" / cfg.run_id()
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        steps = {r[0] for r in RunRecord(run_dir).read_metrics()} if (run_dir / "metrics.csv").exists() else set()
+        if (run_dir / "checkpoint" / "state.pt").exists() and steps >= {3}:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not RunRecord(run_dir).finished
+    subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+    rows = [(s, k, round(v, 5)) for s, k, v in RunRecord(run_dir).read_metrics()
+            if not k.startswith(("time/", "train/grad_norm"))]
+    assert rows == untimed
 
 @pytest.mark.slow
 @pytest.mark.vllm

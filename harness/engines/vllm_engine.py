@@ -156,6 +156,9 @@ class VLLMEngine:
             detokenize=False,
         ) for seed in seeds]
         requests = [self._tokens_prompt(prompt_token_ids=[int(t) for t in p]) for p in prompts]
+        # each call starts from an empty prefix cache: its G copies of a prompt still share one
+        # prefill, and what earlier calls cached (which a resumed run has not) changes nothing
+        self.llm.reset_prefix_cache()
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         return _to_rollouts(prompts, outputs, pad_id)
 
