@@ -54,7 +54,7 @@ class Engine(Protocol):
 
 
 def make_engine(name: str, model: Any, model_path: Path, *, seed: int = 0,
-                max_model_len: int | None = None) -> Engine:
+                min_model_len: int = 0) -> Engine:
     """Build engine ``name`` for ``model`` (loaded from ``model_path``) at its current weights."""
     if name == "hf":
         from harness.engines.hf import HFEngine
@@ -63,7 +63,7 @@ def make_engine(name: str, model: Any, model_path: Path, *, seed: int = 0,
     if name == "vllm":
         from harness.engines.vllm_engine import VLLMEngine
 
-        return VLLMEngine(model, model_path, seed=seed, max_model_len=max_model_len)
+        return VLLMEngine(model, model_path, seed=seed, min_model_len=min_model_len)
     raise ValueError(f"train.engine: unknown engine {name!r}; use one of {', '.join(ENGINES)}")
 
 
@@ -76,8 +76,11 @@ def for_trainer(trainer: Any) -> Engine:
     """The engine of an in-process ``Trainer`` (``trainer.cfg.train.engine``), built once."""
     engine = _BY_TRAINER.get(trainer)
     if engine is None:
+        # room for the longest prompt plus a full response (vLLM sizes its context up front)
+        longest = max(map(len, [*trainer.train_tokens, *trainer.eval_tokens]), default=0)
         engine = make_engine(trainer.cfg.train.engine, trainer.model, trainer.model_path,
-                             seed=trainer.cfg.seed)
+                             seed=trainer.cfg.seed,
+                             min_model_len=longest + trainer.cfg.train.max_new_tokens)
         _BY_TRAINER[trainer] = engine
     return engine
 

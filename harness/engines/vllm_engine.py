@@ -84,15 +84,19 @@ class VLLMEngine:
 
     name = "vllm"
 
-    def __init__(self, model: Any, model_path: Path, *, seed: int = 0,
-                 max_model_len: int | None = None, max_num_seqs: int = 256,
-                 **llm_kwargs: Any) -> None:
+    def __init__(self, model: Any, model_path: Path, *, seed: int = 0, min_model_len: int = 0,
+                 max_num_seqs: int = 256, **llm_kwargs: Any) -> None:
         model_path = Path(model_path)
         check_supported(model.config, model_path)
         vllm = import_vllm()
         dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
         limit = getattr(model.config, "max_position_embeddings", None) or DEFAULT_MAX_MODEL_LEN
-        self.max_model_len = int(max_model_len or min(limit, DEFAULT_MAX_MODEL_LEN))
+        # vLLM reserves context for this length: the model's limit, but no more than the run
+        # needs (at least DEFAULT_MAX_MODEL_LEN, so that ad-hoc calls fit)
+        self.max_model_len = int(min(limit, max(min_model_len, DEFAULT_MAX_MODEL_LEN)))
+        if min_model_len > limit:
+            raise ValueError(f"train.max_new_tokens: prompts + responses need {min_model_len} "
+                             f"tokens but the model at {model_path} handles {limit}")
         # vLLM's CPU worker replaces torch.set_num_threads with a no-op for the whole process;
         # the trainer shares the process and sets its own thread count, so put it back.
         set_threads, threads = torch.set_num_threads, torch.get_num_threads()
