@@ -72,6 +72,15 @@ def _cmd_probe(args: argparse.Namespace) -> None:
     print(probe.format_row(row))
 
 
+def _cmd_predictor_fit(args: argparse.Namespace) -> None:
+    from harness.predictor import fit
+
+    cfg = fit.resolve_config(args.pair, args.set)
+    report = fit.fit(cfg, progress=not args.quiet,
+                     log=None if args.quiet else lambda m: print(m, file=sys.stderr))
+    print(fit.format_report(report))
+
+
 def _cmd_report(args: argparse.Namespace) -> None:
     from harness import report
 
@@ -155,6 +164,16 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--questions", type=int, default=512, help="pool questions to roll out")
     pr.set_defaults(func=_cmd_probe)
 
+    pred = sub.add_parser("predictor", help="the DOTS difficulty predictor")
+    psub = pred.add_subparsers(dest="action", required=True)
+    pf = psub.add_parser("fit", help="label pool questions under several policies of a pair, "
+                         "train the predictor, save its artifact")
+    pf.add_argument("--pair", required=True, help="see `selbench list pairs`")
+    pf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, e.g. --set predictor.embedder=sentence_transformer")
+    pf.add_argument("--quiet", action="store_true", help="no progress bar or epoch log")
+    pf.set_defaults(func=_cmd_predictor_fit)
+
     rep = sub.add_parser("report", help="figures, leaderboard and tables from the run records "
                          "under RESULTS_DIR/runs; prints the report folder")
     rep.add_argument("results_dir", metavar="RESULTS_DIR")
@@ -203,6 +222,10 @@ def main(argv: list[str] | None = None) -> int:
         from harness.executors.openrlhf import OpenRLHFUnavailable
 
         errors += (OpenRLHFUnavailable,)
+    if args.command == "predictor":
+        from harness.predictor.fit import FitBusyError
+
+        errors += (FitBusyError,)
     if args.command == "sweep":
         from harness.sweep import SweepError
 

@@ -161,14 +161,21 @@ class PredictorFitConfig:
     lr: float = opt(1e-3, "AdamW learning rate (the paper: 1e-3)")
     batch_size: int = opt(256, "queries per batch (the paper: 256)")
     heldout_fraction: float = opt(0.2, "share of questions held out from training")
+    K: int = opt(64, "reference questions per training query (match the K the DOTS runs use: 64 "
+                 "on the CPU pairs, B=128 x mu=2 x 0.25 as in the paper; the paper: 256)")
+    hidden: int = opt(896, "width of the query/reference projections (the paper: 896)")
+    layers: int = opt(3, "linear layers per projection (the paper: 3)")
 
     def validate(self, prefix: str = "predictor.fit") -> None:
-        for name in ("questions", "samples", "epochs", "batch_size"):
+        for name in ("questions", "samples", "epochs", "batch_size", "hidden", "layers"):
             value = getattr(self, name)
             check(value > 0, f"{prefix}.{name}", value, "must be a positive integer")
-        check(len(self.policy_steps) >= 3 and all(s >= 0 for s in self.policy_steps),
+        check(self.K >= 2, f"{prefix}.K", self.K, "an integer >= 2")
+        check(len(self.policy_steps) >= 3 and all(s >= 0 for s in self.policy_steps)
+              and self.policy_steps == sorted(set(self.policy_steps)),
               f"{prefix}.policy_steps", self.policy_steps,
-              "at least 3 non-negative steps (one policy is held out, two train)")
+              "at least 3 increasing non-negative steps, e.g. [0, 20, 40, 60] (the last policy "
+              "is held out, the others train)")
         check(self.lr > 0, f"{prefix}.lr", self.lr, "must be > 0")
         check(0 < self.heldout_fraction < 1, f"{prefix}.heldout_fraction", self.heldout_fraction,
               "must be in (0, 1)")
@@ -178,8 +185,10 @@ class PredictorFitConfig:
 class PredictorConfig:
     """The frozen difficulty predictor DOTS queries through the backbone."""
 
-    embedder: str = opt("lm_mean_pool", "'lm_mean_pool' (the pair's base model, mean-pooled last "
-                        "hidden state; the paper's choice) or 'sentence_transformer' (all-MiniLM-L6-v2)")
+    embedder: str = opt("sentence_transformer", "'sentence_transformer' (all-MiniLM-L6-v2; predicts "
+                        "better on the CPU pairs: held-out Pearson 0.87/0.75/0.74 vs 0.78/0.75/0.68 on "
+                        "tiny-b-arith/tiny-a-chainsum/tiny-a-mixed) or 'lm_mean_pool' (the pair's base "
+                        "model, mean-pooled last hidden state; the paper's choice with a 1.5B LLM)")
     artifact: str | None = opt(None, "predictor artifact folder (None: the one `selbench predictor "
                                "fit --pair PAIR` writes into the cache)")
     threads: int = opt(1, "torch threads while scoring the pool (1 avoids contention on 2 cores)")
