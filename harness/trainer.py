@@ -506,7 +506,9 @@ class Trainer:
             return json.loads(self.record.summary_path.read_text())
         resumed = self.try_resume()
         if not resumed or not self.record.read_eval():
-            self.record.truncate_after(0)
+            # a fresh start drops everything, the step-0 row of a run killed before its first
+            # checkpoint included, so the rerun does not log step 0 twice
+            self.record.truncate_after(-1)
             self._eval_and_log(0)
         bar = tqdm(total=cfg.train.steps, initial=self.step, disable=not self.progress,
                    desc=f"{cfg.pair} {cfg.strategy_name} s{cfg.seed}", unit="step")
