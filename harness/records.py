@@ -11,11 +11,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import fcntl
 import io
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,19 @@ def _append(path: Path, text: str) -> None:
         fh.write(text)
         fh.flush()
         os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, busy: Exception) -> Iterator[None]:
+    """Hold ``folder/.lock`` exclusively for the block, or raise ``busy`` at once if another
+    process holds it: one writer per folder (run records, label collections)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise busy from None
+        yield
 
 
 def atomic_write(path: Path, text: str) -> None:

@@ -8,7 +8,6 @@ Evaluation runs with the clock stopped. The GRPO math itself lives in :mod:`harn
 from __future__ import annotations
 
 import copy
-import fcntl
 import json
 import os
 import time
@@ -23,7 +22,8 @@ from tqdm import tqdm
 
 from harness import engines, grpo, policy
 from harness.config import RunConfig, dump
-from harness.records import RunRecord
+from harness.context import ContextBase
+from harness.records import RunRecord, folder_lock
 from harness.replay import Group, ReplayBuffer, collate, split_groups
 from harness.rollout import Rollouts, sequence_logprobs
 from harness.tasks import Pool, load_pool
@@ -61,34 +61,18 @@ class Counters:
     extra_s: float = 0.0  # on-clock time of strategies' extra rollouts (part of clock_s)
 
 
-class _Context:
+class _Context(ContextBase):
     """The selection context a strategy sees: step, pool size, paid extra rollouts, predictor."""
 
     def __init__(self, trainer: Trainer, step: int) -> None:
+        super().__init__(trainer.cfg, len(trainer.pool.train), trainer.scorer, step)
         self._trainer = trainer
-        self._step = step
         self._calls = 0
         self.reference_prompts = 0
         self.reference_samples = 0
         self.reference_tokens = 0
         self.seconds = 0.0
         self.kept: dict[int, Group] = {}  # reuse=True groups of this step, by pool index
-
-    @property
-    def step(self) -> int:
-        return self._step
-
-    @property
-    def pool_size(self) -> int:
-        return len(self._trainer.pool.train)
-
-    @property
-    def group_size(self) -> int:
-        return self._trainer.cfg.train.group_size
-
-    @property
-    def batch_size(self) -> int:
-        return self._trainer.cfg.train.batch_size
 
     def rollout(self, indices: Sequence[int], n_samples: int, reuse: bool = False) -> list[list[float]]:
         indices = [int(i) for i in indices]
@@ -104,13 +88,6 @@ class _Context:
             for grp in split_groups(ro, indices, rewards, self._step):
                 self.kept[grp.index] = grp
         return rewards.tolist()
-
-    def predict(self, ref_indices: Sequence[int], ref_labels: Sequence[float]) -> np.ndarray:
-        scorer = self._trainer.scorer
-        if scorer is None:
-            raise RuntimeError(f"strategy '{self._trainer.cfg.strategy_name}' asked for "
-                               "predictions but its registry entry does not declare uses_predictor")
-        return scorer.score(list(ref_indices), list(ref_labels))
 
 
 def _seed_for(seed: int, step: int, salt: int) -> int:
@@ -234,6 +211,7 @@ class Trainer:
         mark = timer.add("generate", mark)
         fresh_rewards = self._rewards(new, t.group_size, texts) if new else np.zeros((0, t.group_size))
         replayed: list[Group] = []
+        fresh: list[Group] = []  # the selected prompts' groups, when the batch is re-collated
         if self.replay is None and not kept:
             assert ro is not None
             rewards, replay_rows = fresh_rewards, None  # the plain GRPO path, untouched
@@ -274,9 +252,8 @@ class Trainer:
         self.strategy.update(feedback)
         predicted = self._predicted(indices)
         if self.replay is not None:
-            fresh_groups = [kept.get(i) or by_index[i] for i in indices]
             unused = [grp for i, grp in ctx.kept.items() if i not in kept]
-            self.replay.add(unused + fresh_groups)  # newest last: they are evicted last
+            self.replay.add(unused + fresh)  # newest last: they are evicted last
         timer.add("select", mark)
         step_s = time.perf_counter() - start
 
@@ -567,14 +544,8 @@ def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path
     summary_path = run_dir / "summary.json"
     if summary_path.exists():
         return run_dir, json.loads(summary_path.read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
     # one writer per run folder: a second process on the same run would interleave records
-    with open(run_dir / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusyError(f"run {run_dir} is being written by another process; wait for it "
-                               "or stop it, then rerun to resume") from None
+    with folder_lock(run_dir, RunBusyError.for_run(run_dir)):
         if summary_path.exists():  # finished while we waited for the lock
             return run_dir, json.loads(summary_path.read_text())
         trainer = Trainer(cfg, run_dir, progress=progress)
@@ -583,3 +554,8 @@ def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path
 
 class RunBusyError(RuntimeError):
     """Another process holds the run folder's lock."""
+
+    @classmethod
+    def for_run(cls, run_dir: Path) -> RunBusyError:
+        return cls(f"run {run_dir} is being written by another process; wait for it or stop it, "
+                   "then rerun to resume")

@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import hashlib
 import json
 import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import numpy as np
 
 from harness.config import RunConfig
 from harness.paths import cache_dir
+from harness.records import folder_lock
 
 # Bump when the way labels are collected changes, so old caches are not mistaken for new ones.
 LABELS_VERSION = "1"
@@ -153,16 +153,10 @@ def _save_labels(path: Path, questions: np.ndarray, labels: dict[int, np.ndarray
         raise
 
 
-@contextlib.contextmanager
-def _locked(folder: Path) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    with open(folder / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FitBusyError(f"labels in {folder} are being collected by another process; wait "
-                               "for it or stop it, then rerun to resume") from None
-        yield
+def _locked(folder: Path) -> contextlib.AbstractContextManager[None]:
+    return folder_lock(folder, FitBusyError(
+        f"labels in {folder} are being collected by another process; wait for it or stop it, "
+        "then rerun to resume"))
 
 
 # --------------------------------------------------------------------------- collection

@@ -14,7 +14,6 @@ The flags come from one function, :func:`.flags.openrlhf_argv`.
 
 from __future__ import annotations
 
-import fcntl
 import importlib.util
 import json
 import shlex
@@ -157,14 +156,10 @@ def run(cfg: RunConfig, results_root: Path, dry_run: bool = False,
     from harness.trainer import RunBusyError
 
     load_pool(cfg.task, cfg.pair)  # missing data fails here, in a second, with the file to give
-    run_dir.mkdir(parents=True, exist_ok=True)
+    from harness.records import folder_lock
+
     # one writer per run folder, as for the in-process executor (same lock file)
-    with open(run_dir / ".lock", "w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise RunBusyError(f"run {run_dir} is being written by another process; wait for it "
-                               "or stop it, then rerun to resume") from None
+    with folder_lock(run_dir, RunBusyError.for_run(run_dir)):
         if summary_path.exists():
             return run_dir, json.loads(summary_path.read_text())
         plan = prepare(cfg, results_root, build=True)

@@ -42,6 +42,7 @@ from openrlhf.utils.utils import get_tokenizer
 
 from harness import evalsets, policy
 from harness.config import load_resolved
+from harness.context import ContextBase
 from harness.executors.openrlhf import experiences as xp
 from harness.executors.openrlhf.flags import optimizer_steps
 from harness.executors.openrlhf.prompts import PromptSource, eval_source
@@ -71,31 +72,15 @@ def _tokens(samples: Sequence[Any]) -> int:
     return int(sum(float(torch.as_tensor(s.response_length).sum()) for s in samples))
 
 
-class _Context:
+class _Context(ContextBase):
     """The strategy's view of a step: extra rollouts through the vLLM engines, predictions."""
 
     def __init__(self, trainer: SelbenchPPOTrainer, step: int) -> None:
+        super().__init__(trainer.cfg, len(trainer.pool.train), trainer.scorer, step)
         self._t = trainer
-        self._step = step
         self.kept: dict[int, list[Any]] = {}  # reuse=True groups: pool index -> G samples
         self.prompts = self.samples = self.tokens = 0
         self.seconds = 0.0
-
-    @property
-    def step(self) -> int:
-        return self._step
-
-    @property
-    def pool_size(self) -> int:
-        return len(self._t.pool.train)
-
-    @property
-    def group_size(self) -> int:
-        return self._t.cfg.train.group_size
-
-    @property
-    def batch_size(self) -> int:
-        return self._t.cfg.train.batch_size
 
     def rollout(self, indices: Sequence[int], n_samples: int, reuse: bool = False) -> list[list[float]]:
         start = time.perf_counter()
@@ -114,12 +99,6 @@ class _Context:
         self.tokens += _tokens(samples)
         self.seconds += time.perf_counter() - start
         return rewards
-
-    def predict(self, ref_indices: Sequence[int], ref_labels: Sequence[float]) -> np.ndarray:
-        if self._t.scorer is None:
-            raise RuntimeError(f"strategy '{self._t.cfg.strategy_name}' asked for predictions but "
-                               "its registry entry does not declare uses_predictor")
-        return self._t.scorer.score(list(ref_indices), list(ref_labels))
 
 
 @ray.remote
