@@ -1,39 +1,114 @@
-"""``selbench demo``: the CPU demo on one pair, ending in a figure and a table.
+"""``selbench demo``: the CPU demo comparison, ending in a speedup figure and table.
 
-For now it runs the uniform GRPO baseline on the demo pair (building its tiny model first if
-needed) and plots held-out accuracy against on-the-clock wall time; the strategy comparison
-joins it as the methods land. A rerun finds finished runs and resumes interrupted ones.
+The demo is the sweep ``configs/sweeps/demo.yaml`` (one CPU pair, uniform against DOTS with
+rollout replay, two seeds) run on this machine, then ``selbench report`` on its records:
+
+1. build the pair's tiny model if it is not cached;
+2. fit the pair's difficulty predictor if it is not cached, *while* the uniform runs go (they do
+   not need it; one worker each, so the two cores stay busy);
+3. run the rest of the sweep two runs at a time;
+4. write the report (speedup with intervals, accuracy against on-clock time, Table 1, leaderboard)
+   and print the table.
+
+Everything is resumable: a rerun skips finished runs and the cached model and predictor, and
+resumes interrupted runs from their checkpoints.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import subprocess
 import sys
 from pathlib import Path
 
-from harness import config, trainer
+DEMO_SWEEP = "demo"
+# --quick: a smoke test of the whole path in a minute or two (numbers mean nothing)
+QUICK_SET = ["train.steps=4", "eval.every=2", "eval.max_questions=64",
+             "predictor.fit.policy_steps=[0,1,2]", "predictor.fit.questions=128",
+             "predictor.fit.epochs=2"]
 
-DEMO_PAIR = "tiny-b-chainsum"
-DEMO_STRATEGIES = ("uniform",)
-DEMO_SEEDS = (0,)
+
+def _spec(quick: bool, results: Path):  # noqa: ANN202 (SweepSpec; keeps the sweep import lazy)
+    from harness import sweep
+
+    spec = sweep.load_spec(sweep.find_sweep_file(DEMO_SWEEP))
+    if quick:
+        # its throwaway predictor lives with its results, never where real runs look for one
+        spec = dataclasses.replace(spec, name=f"{spec.name}-quick", overrides=[
+            *spec.overrides, *QUICK_SET, f"predictor.artifact={results / 'quick-predictor'}"])
+    return spec
 
 
-def main(results: Path, quick: bool = False) -> None:
+def _fit_command(pair: str, overrides: list[str]) -> list[str]:
+    sets = [a for o in overrides if o.startswith(("predictor.", "train.threads"))
+            for a in ("--set", o)]
+    return [sys.executable, "-m", "harness.cli", "predictor", "fit", "--pair", pair, "--quiet",
+            *sets]
+
+
+def main(results: Path, quick: bool = False, workers: int = 2) -> Path:
+    """Run the demo into ``results`` (runs under ``results/runs``); returns the report folder."""
+    from harness import report, sweep, sweep_exec
+    from harness.cli import UserError
+    from harness.predictor.resources import artifact_dir
+    from strategies.registry import get_entry
+
+    results = Path(results).resolve()
     results.mkdir(parents=True, exist_ok=True)
-    run_dirs = []
-    for strategy in DEMO_STRATEGIES:
-        for seed in DEMO_SEEDS:
-            steps = 4 if quick else None
-            cfg = config.resolve(DEMO_PAIR, strategy, seed=seed, steps=steps,
-                                 overrides=["eval.every=2"] if quick else None)
-            run_dir, summary = trainer.run(cfg, results)
-            run_dirs.append(run_dir)
-            print(f"{strategy} seed {seed}: accuracy {summary['initial_accuracy']:.3f} -> "
-                  f"{summary['final_accuracy']:.3f} in {summary['clock_s']:.0f} s "
-                  f"({run_dir})", file=sys.stderr)
-    from harness.plots import accuracy_vs_time, summary_table
+    spec = _spec(quick, results)
+    plan = sweep.make_plan(spec, results)
+    print(sweep.format_plan(plan), file=sys.stderr)
+    sweep.write_metadata(plan)
+    sweep_exec.prebuild_models(plan)
 
-    fig = accuracy_vs_time(run_dirs, results / "demo_accuracy.png", title=f"Demo: {DEMO_PAIR}")
-    table = summary_table(run_dirs)
-    (results / "demo_table.md").write_text(table)
-    print(table)
-    print(f"figure: {fig}")
+    # predictors to fit (one per pair), and the runs that can go while they are fitted
+    needs_fit: dict[str, list[str]] = {}
+    for run in plan.todo():
+        if get_entry(run.strategy).uses_predictor and not (
+                artifact_dir(run.cfg) / "manifest.json").is_file():
+            needs_fit.setdefault(run.pair, run.overrides)
+    fits = []
+    for pair, overrides in needs_fit.items():
+        log = plan.meta_dir / "logs" / f"predictor-fit-{pair}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        print(f"fitting the difficulty predictor of {pair} (log: {log})", file=sys.stderr)
+        handle = open(log, "ab")  # noqa: SIM115 (closed below)
+        fits.append((pair, log, handle, subprocess.Popen(
+            _fit_command(pair, overrides), stdout=handle, stderr=subprocess.STDOUT,
+            preexec_fn=sweep_exec.die_with_parent)))
+    if fits:
+        free = dataclasses.replace(plan, runs=[r for r in plan.runs if r.pair not in needs_fit
+                                               or not get_entry(r.strategy).uses_predictor])
+        executor = sweep_exec.LocalExecutor(results, plan.meta_dir / "logs",
+                                            max(1, workers - len(fits)))
+        first = sweep_exec.schedule(free, executor)
+        print(sweep_exec.format_outcomes(free, first), file=sys.stderr)
+        if sweep_exec.exit_code(first) != 0:
+            for _, _, handle, proc in fits:
+                proc.terminate()
+                proc.wait()
+                handle.close()
+            raise UserError(f"the demo did not finish every run: rerun `selbench demo` to "
+                            f"resume (logs in {plan.meta_dir / 'logs'})")
+        for pair, log, handle, proc in fits:
+            code = proc.wait()
+            handle.close()
+            if code != 0:
+                raise UserError(f"the predictor fit of {pair} failed (exit {code}): see {log}")
+        plan = sweep.make_plan(spec, results)
+    executor = sweep_exec.LocalExecutor(results, plan.meta_dir / "logs", workers)
+    outcomes = sweep_exec.schedule(plan, executor)
+    print(sweep_exec.format_outcomes(plan, outcomes), file=sys.stderr)
+    if sweep_exec.exit_code(outcomes) != 0:
+        raise UserError(f"the demo did not finish every run: rerun `selbench demo` to resume "
+                        f"(logs in {plan.meta_dir / 'logs'})")
+
+    out = results / "report"
+    analysis, written = report.report(results, out, spec.targets or None)
+    table1 = out / "table1.md"
+    print(table1.read_text() if table1.is_file() else "")
+    for path in written:
+        if path.suffix == ".png":
+            print(f"figure: {path}")
+    print(f"report: {out}")
+    return out

@@ -138,7 +138,8 @@ def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
     per_step = dict(zip(records.summaries["run_id"],
                         records.summaries["clock_s"] / records.summaries["steps"].clip(lower=1),
                         strict=True))
-    pairs = stats.pair_table(runs, per_step, reps=reps, seed=seed, level=level)
+    pairs = _with_effective(stats.pair_table(runs, per_step, reps=reps, seed=seed, level=level),
+                            records.effective)
     mats = stats.score_matrices(runs)
     agg = stats.aggregate(mats, reps=reps, seed=seed, level=level)
     finite = np.concatenate([v[np.isfinite(v)].ravel() for v in mats.norm_times.values()]
@@ -149,6 +150,23 @@ def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
     notes = _notes(records, target_table, runs, pairs, mats, fixed_targets or {})
     board = _leaderboard(records.summaries, runs, pairs, agg)
     return Analysis(records, target_table, runs, pairs, board, profiles, taus, notes, level)
+
+
+def _with_effective(pairs: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
+    """Add the mean effective-question fraction (over steps and seeds) of each pair x strategy
+    and its ratio to uniform's on the same pair (the paper's "+25.4% effective questions")."""
+    out = pairs.copy()
+    if effective.empty or out.empty:
+        out["effective_frac"] = math.nan
+        out["effective_vs_uniform"] = math.nan
+        return out
+    mean = effective.groupby(["pair", "label"])["value"].mean()
+    out["effective_frac"] = [float(mean.get((p, lb), math.nan))
+                             for p, lb in zip(out["pair"], out["label"], strict=True)]
+    base = {p: float(mean.get((p, stats.BASELINE), math.nan)) for p in out["pair"]}
+    out["effective_vs_uniform"] = [e / base[p] if base[p] > 0 else math.nan
+                                   for p, e in zip(out["pair"], out["effective_frac"], strict=True)]
+    return out
 
 
 def _notes(records: Records, target_table: pd.DataFrame, runs: pd.DataFrame,
@@ -309,24 +327,28 @@ def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> 
 
     t1 = a.pairs[["pair", "label", "seeds", "reached", "median_steps", "steps_saved_pct",
                   "per_step_time_saved_pct", "total_time_saved_pct", "speedup", "speedup_lo",
-                  "speedup_hi", "note"]]
+                  "speedup_hi", "effective_frac", "effective_vs_uniform", "note"]]
     path = out / "table1.csv"
     t1.to_csv(path, index=False)
     written.append(path)
     body = [[r["pair"], r["label"], _f(r["median_steps"], "{:.0f}"),
              _f(r["steps_saved_pct"], "{:.2f}%"), _f(r["per_step_time_saved_pct"], "{:.2f}%"),
              _f(r["total_time_saved_pct"], "{:.2f}%"),
-             _ci(r["speedup"], r["speedup_lo"], r["speedup_hi"])]
+             _ci(r["speedup"], r["speedup_lo"], r["speedup_hi"]),
+             f"{_f(r['effective_frac'])} ({_f(r['effective_vs_uniform'], '{:.2f}x')})",
+             f"{int(r['reached'])}/{int(r['seeds'])}"]
             for _, r in t1.iterrows() if r["label"] != stats.BASELINE]
     path = out / "table1.md"
     path.write_text("# Time saved relative to uniform (as the paper's Table 1)\n\n"
                     "Steps saved = 1 - median steps-to-target / uniform's; per-step time saved = "
                     "1 - mean on-clock seconds per step / uniform's; total time saved = 1 - "
                     "median time-to-target / uniform's. n/a: not reached, or no uniform "
-                    "reference (see leaderboard.md notes).\n\n"
+                    "reference (see leaderboard.md notes). Effective questions: mean fraction of "
+                    "the selected prompts whose group had non-zero reward variance (x uniform's)."
+                    "\n\n"
                     + _md_table(["pair", "strategy", "steps to target", "steps saved",
-                                 "per-step time saved", "total time saved", "speedup [CI]"],
-                                body))
+                                 "per-step time saved", "total time saved", "speedup [CI]",
+                                 "effective questions", "seeds reaching"], body))
     written.append(path)
 
     for name, frame in (("pairs.csv", a.pairs), ("runs.csv", a.runs)):
@@ -527,7 +549,9 @@ def report(results: Path, out: Path | None = None,
     results = Path(results)
     out = Path(out) if out is not None else results / "report"
     records = load_records(results)
-    a = analyse(records, fixed_targets, reps=reps, seed=seed, level=level)
+    # targets fixed in sweep files (kept in sweeps/*/sweep.json); --target wins over them
+    fixed_targets = {**sweep_targets(results), **(fixed_targets or {})}
+    a = analyse(records, fixed_targets or None, reps=reps, seed=seed, level=level)
     out.mkdir(parents=True, exist_ok=True)
     written = write_tables(a, out, reps, seed, level)
     colours = _colours(list(records.summaries["label"]))
@@ -538,6 +562,25 @@ def report(results: Path, out: Path | None = None,
     for note in a.notes:
         print(f"note: {note}", file=sys.stderr)
     return a, written
+
+
+def sweep_targets(results: Path) -> dict[str, float]:
+    """Targets the sweeps that wrote into ``results`` fixed (``targets:`` in a sweep file)."""
+    found: dict[str, tuple[float, Path]] = {}
+    for meta_path in sorted(Path(results).glob("sweeps/*/sweep.json")):
+        try:
+            targets = json.loads(meta_path.read_text()).get("targets") or {}
+        except (OSError, json.JSONDecodeError) as err:
+            raise ReportError(f"unreadable sweep metadata {meta_path}: {err} (delete it or rerun "
+                              "the sweep to rewrite it)") from err
+        for pair, value in targets.items():
+            if pair in found and found[pair][0] != float(value):
+                raise ReportError(
+                    f"sweeps disagree on the target of {pair}: {found[pair][0]} in "
+                    f"{found[pair][1]}, {value} in {meta_path}: choose with --target "
+                    f"{pair}=VALUE")
+            found[pair] = (float(value), meta_path)
+    return {pair: value for pair, (value, _) in found.items()}
 
 
 def parse_targets(items: Sequence[str]) -> dict[str, float]:

@@ -9,6 +9,7 @@ models. Works for any HF causal LM with a KV cache (Qwen2, Llama/SmolLM2).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -42,6 +43,13 @@ def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, 
     return ids, mask
 
 
+def _cache_kwarg(model: PreTrainedModel) -> str:
+    """The forward argument that takes the KV cache: transformers 5.x renamed ``past_key_values``
+    to ``cache`` (the old name warns on every call, then goes in 5.40)."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
+
+
 def positions(mask: torch.Tensor) -> torch.Tensor:
     """Position ids that skip left padding, as generation and training must agree on them."""
     return (mask.cumsum(-1) - 1).clamp(min=0)
@@ -63,12 +71,13 @@ def sample(
     n = prompt_ids.shape[0]
     eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
     cache = DynamicCache()
+    kv = {_cache_kwarg(model): cache}
     mask = prompt_mask
     pos = positions(mask)
     # only the last position's logits are sampled from: skip the LM head (and a [N, P, vocab]
     # float tensor, gigabytes for 49k-token vocabularies) at every other prompt position
     out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=pos,
-                past_key_values=cache, use_cache=True, logits_to_keep=1)
+                use_cache=True, logits_to_keep=1, **kv)
     logits = out.logits[:, -1, :].float()
     next_pos = pos[:, -1] + 1
     finished = torch.zeros(n, dtype=torch.bool)
@@ -91,7 +100,7 @@ def sample(
         # the token just sampled is real iff its row was still alive when it was drawn
         mask = torch.cat([mask, alive[-1].long().unsqueeze(-1)], dim=-1)
         out = model(input_ids=tok.unsqueeze(-1), attention_mask=mask,
-                    position_ids=next_pos.unsqueeze(-1), past_key_values=cache, use_cache=True)
+                    position_ids=next_pos.unsqueeze(-1), use_cache=True, **kv)
         logits = out.logits[:, -1, :].float()
         next_pos = next_pos + 1
     return Rollouts(

@@ -51,7 +51,7 @@ class Executor(Protocol):
 # ---------------------------------------------------------------- local child processes
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     # Linux: a child gets SIGTERM when the sweep dies, even by SIGKILL, instead of running on
     # orphaned (its records stay resumable either way)
     with contextlib.suppress(Exception):
@@ -103,7 +103,7 @@ class LocalExecutor:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (str(PROJECT_ROOT),
                                                         env.get("PYTHONPATH")) if p)
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=handle,
-                                stderr=subprocess.STDOUT, env=env, preexec_fn=_die_with_parent)
+                                stderr=subprocess.STDOUT, env=env, preexec_fn=die_with_parent)
         assert proc.stdin is not None
         proc.stdin.write(json.dumps(run.cfg.to_dict()).encode())
         proc.stdin.close()

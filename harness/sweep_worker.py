@@ -34,7 +34,7 @@ def _wait_for_writer(run_dir: Path) -> None:
 def run_one(cfg_dict: dict[str, Any], results_root: str, run_id: str,
             wait: bool = False) -> dict[str, Any]:
     """Run (resume, or find finished) one run; ``{"status": "finished"|"busy", ...}``."""
-    from harness import config, trainer
+    from harness import config, executors, trainer
 
     cfg: config.RunConfig = config.from_dict(config.RunConfig, cfg_dict)
     cfg.validate()
@@ -46,7 +46,7 @@ def run_one(cfg_dict: dict[str, Any], results_root: str, run_id: str,
         if wait:
             _wait_for_writer(root / "runs" / run_id)
         try:
-            run_dir, summary = trainer.run(cfg, root, progress=False)
+            run_dir, summary = executors.run(cfg, root, progress=False)
         except trainer.RunBusyError:
             if wait:
                 continue

@@ -145,6 +145,22 @@ def test_fixed_target_and_strategy_without_uniform(results: Path) -> None:
     assert a.targets.set_index("pair").loc["pair-c", "source"] == "fixed"
 
 
+def test_sweep_file_targets_are_read_and_cli_targets_win(results: Path) -> None:
+    meta = results / "sweeps" / "s1" / "sweep.json"
+    meta.parent.mkdir(parents=True)
+    meta.write_text(json.dumps({"name": "s1", "targets": {"pair-c": 0.55}}))
+    a, _ = report.report(results, reps=50)
+    assert a.targets.set_index("pair").loc["pair-c", "source"] == "fixed"
+    assert a.pairs.set_index("pair").loc["pair-c", "median_time_s"] == 6.0
+    a, _ = report.report(results, fixed_targets={"pair-c": 0.2}, reps=50)
+    assert a.targets.set_index("pair").loc["pair-c", "target"] == 0.2
+    other = results / "sweeps" / "s2" / "sweep.json"
+    other.parent.mkdir(parents=True)
+    other.write_text(json.dumps({"name": "s2", "targets": {"pair-c": 0.6}}))
+    with pytest.raises(report.ReportError, match="sweeps disagree on the target of pair-c"):
+        report.report(results, reps=50)
+
+
 def test_only_uniform_and_one_strategy(tmp_path: Path) -> None:
     for seed in range(2):
         write_run(tmp_path, "p", "uniform", seed, BASE, 1.0)
@@ -200,7 +216,7 @@ def test_report_on_two_real_runs(tmp_path: Path) -> None:
     out = Path(proc.stdout.strip())
     assert out == tmp_path / "report"
     runs = pd.read_csv(out / "runs.csv")
-    assert sorted(runs["label"]) == ["oracle", "uniform"]
+    assert sorted(runs["label"]) == ["oracle", "oracle" + report.OFF_CLOCK_SUFFIX, "uniform"]
     # the target is uniform's smoothed final accuracy, recomputed here from its eval.csv
     uni = next((tmp_path / "runs").glob("tiny-b-arith__uniform__*"))
     acc = [r["accuracy"] for r in RunRecord(uni).read_eval()]

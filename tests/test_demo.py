@@ -1,0 +1,38 @@
+"""The demo end to end in its smoke-test form: model build (cached), a throwaway predictor fit
+running beside the uniform runs, the DOTS + replay runs, and the report with its figures."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import pandas as pd
+import pytest
+
+
+@pytest.mark.slow
+def test_demo_quick_end_to_end_and_rerun_is_a_noop(tmp_path: Path) -> None:
+    results = tmp_path / "demo"
+    cmd = [sys.executable, "-m", "harness.cli", "demo", "--quick", "--results", str(results)]
+    env = dict(os.environ)
+    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    report = results / "report"
+    runs = pd.read_csv(report / "runs.csv")
+    # one pair, uniform and DOTS + replay, two seeds each
+    assert sorted(runs["label"].unique()) == ["dots+rr", "uniform"]
+    assert sorted(runs.groupby("label")["seed"].nunique()) == [2, 2]
+    # the throwaway predictor lives with the results, not in the cache real runs use
+    assert (results / "quick-predictor" / "manifest.json").is_file()
+    assert "speedup" in (report / "table1.md").read_text()
+    for png in ("speedup.png", "accuracy_vs_time.png"):
+        assert mpimg.imread(report / png).shape[0] > 400
+    stamps = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*/summary.json")}
+    assert len(stamps) == 4
+    second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "4 finished before" in second.stderr
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing was rerun
