@@ -60,6 +60,8 @@ def main(results: Path, quick: bool = False, workers: int = 2) -> Path:
     print(sweep.format_plan(plan), file=sys.stderr)
     sweep.write_metadata(plan)
     sweep_exec.prebuild_models(plan)
+    unfinished = UserError(f"the demo did not finish every run: rerun `selbench demo` to resume "
+                           f"(logs in {plan.meta_dir / 'logs'})")
 
     # predictors to fit (one per pair), and the runs that can go while they are fitted
     needs_fit: dict[str, list[str]] = {}
@@ -88,8 +90,7 @@ def main(results: Path, quick: bool = False, workers: int = 2) -> Path:
                 proc.terminate()
                 proc.wait()
                 handle.close()
-            raise UserError(f"the demo did not finish every run: rerun `selbench demo` to "
-                            f"resume (logs in {plan.meta_dir / 'logs'})")
+            raise unfinished
         for pair, log, handle, proc in fits:
             code = proc.wait()
             handle.close()
@@ -100,11 +101,10 @@ def main(results: Path, quick: bool = False, workers: int = 2) -> Path:
     outcomes = sweep_exec.schedule(plan, executor)
     print(sweep_exec.format_outcomes(plan, outcomes), file=sys.stderr)
     if sweep_exec.exit_code(outcomes) != 0:
-        raise UserError(f"the demo did not finish every run: rerun `selbench demo` to resume "
-                        f"(logs in {plan.meta_dir / 'logs'})")
+        raise unfinished
 
     out = results / "report"
-    analysis, written = report.report(results, out, spec.targets or None)
+    _, written = report.report(results, out)
     table1 = out / "table1.md"
     print(table1.read_text() if table1.is_file() else "")
     for path in written:
