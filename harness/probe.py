@@ -30,7 +30,7 @@ def probe(cfg: RunConfig, max_questions: int = 512, progress: bool = True) -> di
             idx = list(range(start, min(n, start + chunk)))
             _, rewards = trainer.rollout_and_score(idx, g, step=0, salt=3)
             rates.append(rewards.mean(axis=1))
-        acc = trainer.evaluate()
+        acc, _ = trainer.evaluate()
         tiers = [str(q.meta.get("tier", "")) for q in trainer.pool.train[:n]]
     p = np.concatenate(rates)
     by_tier = {t: float(p[[i for i, x in enumerate(tiers) if x == t]].mean()) for t in sorted(set(tiers))}

@@ -5,6 +5,8 @@
 - ``metrics.csv``: long form ``step,metric,value``, one block appended and fsynced per step,
   so a run killed with SIGKILL keeps every finished step
 - ``eval.csv``: the evaluation curve ``step,clock_s,samples,tokens,accuracy,extra_s``
+- ``eval_tiers.csv``: long form ``step,tier,accuracy``, the held-out accuracy of each
+  difficulty tier (reasoning-gym pools), written beside every ``eval.csv`` row
 - ``summary.json``: written once at the end (its presence marks the run finished)
 - ``checkpoint/``: the latest resumable state
 """
@@ -60,6 +62,7 @@ class RunRecord:
         self.root = Path(root)
         self.metrics_path = self.root / "metrics.csv"
         self.eval_path = self.root / "eval.csv"
+        self.eval_tiers_path = self.root / "eval_tiers.csv"
         self.summary_path = self.root / "summary.json"
         self.config_path = self.root / "config.yaml"
         self.checkpoint_dir = self.root / "checkpoint"
@@ -72,6 +75,8 @@ class RunRecord:
             _append(self.metrics_path, "step,metric,value\n")
         if not self.eval_path.exists():
             _append(self.eval_path, ",".join(EVAL_COLUMNS) + "\n")
+        if not self.eval_tiers_path.exists():
+            _append(self.eval_tiers_path, "step,tier,accuracy\n")
 
     @property
     def finished(self) -> bool:
@@ -89,9 +94,26 @@ class RunRecord:
         _append(self.eval_path, ",".join(repr(float(row.get(c, 0.0))) if c != "step"
                                          else str(int(row[c])) for c in EVAL_COLUMNS) + "\n")
 
+    def log_eval_tiers(self, step: int, accuracies: Mapping[str, float]) -> None:
+        _append(self.eval_tiers_path, "".join(f"{step},{tier},{float(acc)!r}\n"
+                                              for tier, acc in accuracies.items()))
+
+    def read_eval_tiers(self) -> list[tuple[int, str, float]]:
+        """``(step, tier, accuracy)`` rows; empty for runs recorded before tiers were."""
+        if not self.eval_tiers_path.exists():
+            return []
+        rows = []
+        with open(self.eval_tiers_path, encoding="utf-8") as fh:
+            for rec in list(csv.reader(fh))[1:]:
+                try:
+                    rows.append((int(rec[0]), rec[1], float(rec[2])))
+                except (ValueError, IndexError):
+                    continue  # a torn last line
+        return rows
+
     def truncate_after(self, step: int) -> None:
         """Drop rows of steps after ``step`` (used when resuming from an older checkpoint)."""
-        for path in (self.metrics_path, self.eval_path):
+        for path in (self.metrics_path, self.eval_path, self.eval_tiers_path):
             if not path.exists():
                 continue
             lines = path.read_text(encoding="utf-8").splitlines(keepends=True)

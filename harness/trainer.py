@@ -135,6 +135,8 @@ class Trainer:
             self.scorer = load_scorer(cfg, [q.text for q in self.pool.train], self.model_path)
         self.replay = ReplayBuffer(cfg.replay.capacity) if cfg.replay.enabled else None
         self.counters = Counters()
+        # how often each pool prompt was picked fresh: repeats are what a tiny policy memorises
+        self.times_selected = np.zeros(len(self.pool.train), dtype=np.int64)
         self.step = 0
 
     # ------------------------------------------------------------------ helpers
@@ -269,6 +271,8 @@ class Trainer:
         c.reference_prompts += ctx.reference_prompts
         c.reference_samples += ctx.reference_samples
         zero_std = float(np.mean(sel_rewards.std(axis=1) == 0))
+        repeat_frac = float(np.mean(self.times_selected[indices] > 0))
+        self.times_selected[indices] += 1
         metrics = {f"time/{p}": s for p, s in timer.seconds.items()}
         metrics.update({
             "time/step": step_s,
@@ -290,6 +294,9 @@ class Trainer:
             "train/batch_effective_frac": float(np.mean(rewards.std(axis=1) > 0)),
             "train/response_len": trained_tokens / max(1, ro.response_ids.shape[0]),
             "select/observed_pass_rate": float(sel_rewards.mean()),
+            # share of this step's prompts trained on before in the run, and distinct so far
+            "select/repeat_frac": repeat_frac,
+            "select/distinct_total": float(np.count_nonzero(self.times_selected)),
             "verifier/failures": c.verifier_failures,
             **{f"train/{k}": v for k, v in stats.items()},
         })
@@ -418,8 +425,9 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
 
     @torch.no_grad()
-    def evaluate(self) -> float:
-        """Mean reward on the held-out set (greedy, or sampled pass rate). Off the clock."""
+    def evaluate(self) -> tuple[float, dict[str, float]]:
+        """Mean reward on the held-out set (greedy, or sampled pass rate), overall and per
+        difficulty tier (empty when the pool has no tiers). Off the clock."""
         e = self.cfg.eval
         tokens = [tok for tok in self.eval_tokens for _ in range(e.samples)]
         questions = [q for q in self.eval_questions for _ in range(e.samples)]
@@ -428,16 +436,22 @@ class Trainer:
         for i in range(0, len(tokens), e.batch_size):
             _, texts = self._sample(tokens[i:i + e.batch_size], e.temperature, gen)
             rewards.append(self._score(questions[i:i + e.batch_size], texts))
-        return float(np.concatenate(rewards).mean())
+        flat = np.concatenate(rewards)
+        tiers = [str(q.meta.get("tier", "")) for q in questions]
+        by_tier = {name: float(flat[[t == name for t in tiers]].mean())
+                   for name in dict.fromkeys(tiers) if name}
+        return float(flat.mean()), by_tier
 
     def _eval_and_log(self, step: int) -> float:
         start = time.perf_counter()
-        acc = self.evaluate()
+        acc, by_tier = self.evaluate()
         self.counters.eval_s += time.perf_counter() - start
         c = self.counters
         self.record.log_eval({"step": step, "clock_s": c.clock_s, "samples": c.samples,
                               "tokens": c.tokens_generated + c.tokens_trained, "accuracy": acc,
                               "extra_s": c.extra_s})
+        if by_tier:
+            self.record.log_eval_tiers(step, by_tier)
         return acc
 
     # ------------------------------------------------------------------ checkpoints
@@ -453,6 +467,7 @@ class Trainer:
             "strategy": json.dumps(self.strategy.state_dict()),
             "verifier": {"failures": self.pool.verifier.failures},
             "replay": None if self.replay is None else self.replay.state_dict(),
+            "times_selected": self.times_selected.tolist(),
         }
         tmp = ckpt / "state.pt.tmp"
         torch.save(state, tmp)
@@ -470,6 +485,8 @@ class Trainer:
         self.pool.verifier.failures = state["verifier"]["failures"]
         if self.replay is not None:
             self.replay.load_state_dict(state["replay"])
+        if "times_selected" in state:  # checkpoints from before the counter start from zero
+            self.times_selected = np.asarray(state["times_selected"], dtype=np.int64)
         self.step = int(state["step"])
         self.record.truncate_after(self.step)
         return True

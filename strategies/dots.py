@@ -45,6 +45,10 @@ class DotsParams:
     # with label_memory: a prompt observed within this many steps is ranked by its observed pass
     # rate instead of the prediction (the frozen predictor cannot see that the policy learned it)
     known_age: int = 10
+    # a prompt trained on within this many steps is not a candidate (0: the paper's code, which
+    # may pick the same prompts round after round; a frozen predictor cannot see that the
+    # policy has since learned them, and a small model memorises what it is shown repeatedly)
+    cooldown: int = 0
 
     def validate(self, prefix: str = "strategy") -> None:
         check(self.references is None or self.references >= 2, f"{prefix}.references",
@@ -58,6 +62,7 @@ class DotsParams:
               f"null (K / 4) or an integer in [1, references={self.references}]")
         check(self.memory_age >= 0, f"{prefix}.memory_age", self.memory_age, "must be >= 0")
         check(self.known_age >= 0, f"{prefix}.known_age", self.known_age, "must be >= 0")
+        check(self.cooldown >= 0, f"{prefix}.cooldown", self.cooldown, "must be >= 0 (0: off)")
 
 
 class Dots:
@@ -71,6 +76,7 @@ class Dots:
         self.queue: list[int] = []  # this round's prompts still to be trained on
         self.predictions: dict[int, float] = {}  # calibrated predictions of queued prompts
         self.memory: dict[int, tuple[float, int]] = {}  # index -> (observed pass rate, step)
+        self.trained: dict[int, int] = {}  # index -> step it was last trained on (cooldown)
         self.last_calibration = (1.0, 0.0)  # (slope, intercept) of the latest round
 
     # ------------------------------------------------------------------ selection
@@ -125,7 +131,14 @@ class Dots:
             closest = sorted(informative_refs, key=lambda i: abs(self.memory[i][0] - p.alpha))
             reused = closest[:n]
         need = p.mu * n - len(reused)
-        candidates = np.setdiff1d(np.arange(self.pool_size), reused, assume_unique=True)
+        excluded = set(reused)
+        if p.cooldown:
+            cooling = [i for i, step in self.trained.items() if ctx.step - step < p.cooldown]
+            # never starve the round: cooling prompts come back, least recent first
+            cooling.sort(key=lambda i: self.trained[i])
+            spare = self.pool_size - len(excluded) - need
+            excluded.update(cooling[max(0, len(cooling) - spare):] if spare >= 0 else [])
+        candidates = np.setdiff1d(np.arange(self.pool_size), sorted(excluded), assume_unique=True)
         chosen = candidates[sample_targeted(pred[candidates], need, self.rng, p.alpha, p.tau)]
         self.rng.shuffle(chosen)
         order = reused + chosen.tolist()
@@ -144,6 +157,11 @@ class Dots:
     # ------------------------------------------------------------------ feedback and state
 
     def update(self, feedback: StepFeedback) -> None:
+        if self.params.cooldown:
+            for g in feedback.groups:
+                self.trained[g.index] = feedback.step
+            self.trained = {i: s for i, s in self.trained.items()
+                            if feedback.step - s < self.params.cooldown}
         if self.params.label_memory:
             for g in feedback.groups:
                 self.memory[g.index] = (g.pass_rate, feedback.step)
@@ -158,13 +176,15 @@ class Dots:
     def state_dict(self) -> dict[str, Any]:
         return {"rng": self.rng.bit_generator.state, "queue": self.queue,
                 "predictions": [[i, v] for i, v in self.predictions.items()],
-                "memory": [[i, r, s] for i, (r, s) in self.memory.items()]}
+                "memory": [[i, r, s] for i, (r, s) in self.memory.items()],
+                "trained": [[i, s] for i, s in self.trained.items()]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
         self.queue = [int(i) for i in state["queue"]]
         self.predictions = {int(i): float(v) for i, v in state["predictions"]}
         self.memory = {int(i): (float(r), int(s)) for i, r, s in state["memory"]}
+        self.trained = {int(i): int(s) for i, s in state.get("trained", [])}
 
 
 ENTRY = StrategyEntry(

@@ -113,3 +113,37 @@ def test_registry_and_validation() -> None:
     assert default.references(_Table()) == 4  # mu * B / 4 with B = 8: the paper's share
     with pytest.raises(ValueError, match="exceeds the pool"):
         build_strategy("dots", {"references": 50}, pool_size=40, seed=0)
+
+
+def _train(dots: Dots, ctx: _Table, batch: list[int]) -> None:
+    dots.update(StepFeedback(step=ctx.step, groups=tuple(
+        GroupFeedback(index=i, rewards=(1.0, 0.0, 1.0, 0.0)) for i in batch)))
+
+
+def test_cooldown_keeps_recently_trained_prompts_out_of_the_next_round() -> None:
+    # 8 questions have p = 0.5; a round of mu * n = 4 picks 4 of them. Without a cooldown the
+    # next round may pick the same ones again; with it, the other four must come next.
+    ctx = _Table(step=1)
+    dots = Dots(DotsParams(references=10, mu=1, cooldown=3), pool_size=40, seed=0)
+    first = dots.select(ctx, 4)
+    _train(dots, ctx, first)
+    ctx.step = 2
+    second = dots.select(ctx, 4)
+    assert not set(first) & set(second) and all(ctx.true[i] == 0.5 for i in second)
+    _train(dots, ctx, second)
+    ctx.step = 4  # the first batch has cooled down (4 - 1 >= 3); the second has not
+    third = dots.select(ctx, 4)
+    assert set(third) == set(first)
+    assert dots.state_dict()["trained"]  # part of the checkpoint
+
+
+def test_cooldown_never_starves_a_round() -> None:
+    # a pool of 40, a round of 30 and 20 prompts cooling: the 10 cooled longest come back
+    ctx = _Table(step=1)
+    dots = Dots(DotsParams(references=10, mu=1, cooldown=50), pool_size=40, seed=0)
+    for step, batch in ((1, list(range(10))), (2, list(range(10, 20)))):
+        ctx.step = step
+        _train(dots, ctx, batch)
+    ctx.step = 3
+    picked = dots.select(ctx, 30)
+    assert len(set(picked)) == 30 and not set(picked) & set(range(10, 20))

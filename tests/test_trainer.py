@@ -41,6 +41,19 @@ def test_run_writes_complete_records(config_dir, built_test_model, tmp_path) -> 
                 "eval/accuracy"):
         assert key in keys
     assert [int(r["step"]) for r in rec.read_eval()] == [0, 2, 4]
+    # per-tier held-out accuracy beside each evaluation; the tiers' accuracies weighted by
+    # their share of the evaluation set give back the overall accuracy
+    tiers = rec.read_eval_tiers()
+    assert sorted({s for s, _, _ in tiers}) == [0, 2, 4]
+    counts: dict[str, int] = {}
+    for q in trainer.Trainer(cfg, tmp_path / "probe", progress=False).eval_questions:
+        counts[q.meta["tier"]] = counts.get(q.meta["tier"], 0) + 1
+    assert {t for _, t, _ in tiers} == set(counts)
+    for row in rec.read_eval():
+        mixed = sum(counts[t] * acc for s, t, acc in tiers if s == row["step"]) / sum(counts.values())
+        assert abs(mixed - row["accuracy"]) < 1e-9
+    # repeats: a fresh uniform epoch picks nothing twice
+    assert all(v == 0.0 for _, k, v in rec.read_metrics() if k == "select/repeat_frac")
     assert summary["steps"] == 4 and summary["samples"] == 4 * 8 * 4
     # clock excludes evaluation: it is the sum of the per-step times
     step_times = sum(v for _, k, v in rec.read_metrics() if k == "time/step")
