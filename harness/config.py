@@ -48,6 +48,11 @@ class ModelConfig:
     answer_template: str = opt(" {answer}", "completion text of warm-start examples; '{answer}' is replaced")
     tiny: TinyModelSpec = opt(help="architecture and warm start of a tiny model", factory=TinyModelSpec)
     warm_start_task: TaskConfig | None = opt(None, "questions the tiny model is warm-started on")
+    warm_start_slips: dict[str, float] = opt(
+        help="tiny models: tier name -> share of that tier's warm-start examples whose answer is "
+        "taught off by one (a systematic habit the base policy keeps and GRPO can unlearn, so "
+        "the tier has room to improve, as real base models have latent skill RL draws out)",
+        factory=dict)
 
     def validate(self, prefix: str = "model") -> None:
         check(self.kind in ("tiny", "smollm2", "hf"), f"{prefix}.kind", self.kind,
@@ -62,6 +67,12 @@ class ModelConfig:
                   "a tiny model needs a warm_start_task to build from")
             assert self.warm_start_task is not None
             self.warm_start_task.validate(f"{prefix}.warm_start_task")
+            tiers = [t.get("name") for t in self.warm_start_task.tiers or []]
+            for tier, rate in self.warm_start_slips.items():
+                check(tier in tiers, f"{prefix}.warm_start_slips.{tier}", tier,
+                      f"a tier of warm_start_task: {tiers}")
+                check(isinstance(rate, (int, float)) and 0 <= rate < 1,
+                      f"{prefix}.warm_start_slips.{tier}", rate, "a share in [0, 1)")
 
 
 @dataclass

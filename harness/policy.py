@@ -33,7 +33,7 @@ def render_prompt(cfg: ModelConfig, tokenizer: Any, question: str) -> str:
 # Config fields added after models were first built: left out of the key while at their
 # default, so that adding an option never invalidates (and rebuilds) every cached model.
 # Add new ModelConfig / TaskConfig fields here with their defaults.
-_LATER_MODEL_FIELDS: dict[str, Any] = {"path": ""}
+_LATER_MODEL_FIELDS: dict[str, Any] = {"path": "", "warm_start_slips": {}}
 _LATER_TASK_FIELDS: dict[str, Any] = {"split": "train", "subset": None, "reference_format": "plain",
                                       "where": {}, "eval_sets": []}
 
@@ -106,8 +106,25 @@ def warm_start_examples(cfg: ModelConfig) -> list[tuple[str, str]]:
 
     assert cfg.warm_start_task is not None
     pool = load_pool(cfg.warm_start_task, f"{cfg.name}-warm")
-    return [(render_prompt(cfg, None, q.text), cfg.answer_template.replace("{answer}", q.answer))
+    return [(render_prompt(cfg, None, q.text),
+             cfg.answer_template.replace("{answer}", _taught_answer(cfg, q)))
             for q in pool.train]
+
+
+def _taught_answer(cfg: ModelConfig, q: Any) -> str:
+    """The answer a warm-start example teaches: the right one, or off by one for the chosen
+    share of a slipping tier (picked by a hash of the question id: same examples every build)."""
+    rate = cfg.warm_start_slips.get(str(q.meta.get("tier", "")), 0.0)
+    if not rate:
+        return q.answer
+    digest = hashlib.sha256(f"slip/{q.qid}".encode()).digest()
+    if int.from_bytes(digest[:8], "big") / 2**64 >= rate:
+        return q.answer
+    try:
+        return str(int(q.answer) + 1)
+    except ValueError:
+        raise ValueError(f"model.warm_start_slips: tier {q.meta.get('tier')!r} has a non-integer "
+                         f"answer {q.answer!r}; slips need integer answers") from None
 
 
 def build(cfg: ModelConfig, progress: bool = True) -> Path:

@@ -260,3 +260,40 @@ def test_smollm2_converts_once_and_answers() -> None:
     out = model.generate(**inputs, max_new_tokens=16, do_sample=False)
     answer = tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert "5" in answer
+
+
+def test_warm_start_slips_teach_the_chosen_share_off_by_one() -> None:
+    from harness.policy import model_key, warm_start_examples
+
+    clean = _tiny_b()
+    slipping = replace(clean, name="tiny-b", warm_start_slips={"cs3": 0.35})
+    assert model_key(clean) != model_key(slipping)  # a slipping model is built apart
+    right = warm_start_examples(clean)
+    taught = warm_start_examples(slipping)
+    assert [p for p, _ in right] == [p for p, _ in taught]  # same questions, same order
+    tiers = [q.meta["tier"] for q in _warm_pool(clean).train]
+    changed = [(t, int(a.strip()), int(b.strip()))
+               for t, (_, a), (_, b) in zip(tiers, right, taught, strict=True) if a != b]
+    assert {t for t, _, _ in changed} == {"cs3"}  # only the slipping tier
+    assert all(b == a + 1 for _, a, b in changed)  # off by one, upwards
+    share = len(changed) / tiers.count("cs3")
+    assert 0.32 < share < 0.38
+    assert warm_start_examples(slipping) == taught  # the same examples every build
+
+
+def _tiny_b():
+    from harness import config as config_mod
+
+    return config_mod.from_dict(config_mod.ModelConfig, config_mod.model_dict("tiny-b"))
+
+
+def _warm_pool(cfg):
+    from harness.tasks import load_pool
+
+    return load_pool(cfg.warm_start_task, f"{cfg.name}-warm")
+
+
+def test_warm_start_slips_reject_unknown_tier() -> None:
+    bad = replace(_tiny_b(), warm_start_slips={"cs9": 0.2})
+    with pytest.raises(ConfigError, match="warm_start_slips.cs9"):
+        bad.validate()
