@@ -44,6 +44,9 @@ OFF_CLOCK_STRATEGIES = ("oracle",)
 OFF_CLOCK_SUFFIX = " (off clock)"
 
 
+TIER_COLUMNS = [*stats.EVAL_KEYS, "step", "tier", "accuracy"]
+
+
 class ReportError(Exception):
     """Records that cannot be reported on (missing, conflicting); one line, names the fix."""
 
@@ -54,6 +57,8 @@ class Records:
     evals: pd.DataFrame  # run_id, pair, label, seed, step, clock_s, samples, tokens, accuracy
     effective: pd.DataFrame  # run_id, pair, label, seed, step, value
     unfinished: list[str] = field(default_factory=list)
+    # run_id, pair, label, seed, step, tier, accuracy (runs recorded before tiers: none)
+    tiers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TIER_COLUMNS))
 
 
 def _label(summary: Mapping) -> str:
@@ -68,7 +73,7 @@ def load_records(results: Path) -> Records:
     if not runs_dir.is_dir():
         raise ReportError(f"no run records: {runs_dir} does not exist (write runs there with "
                           f"`selbench run ... --results {results}`)")
-    summaries, evals, effective, unfinished = [], [], [], []
+    summaries, evals, effective, unfinished, tiers = [], [], [], [], []
     for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         rec = RunRecord(run_dir)
         if not rec.finished:
@@ -90,6 +95,8 @@ def load_records(results: Path) -> Records:
         evals.extend({**key, **row} for row in curve)
         eff = [(step, value) for step, name, value in rec.read_metrics() if name == EFFECTIVE_KEY]
         effective.extend({**key, "step": step, "value": value} for step, value in eff)
+        tiers.extend({**key, "step": step, "tier": tier, "accuracy": acc}
+                     for step, tier, acc in rec.read_eval_tiers())
         if s["strategy"] in OFF_CLOCK_STRATEGIES and float(s.get("extra_s", 0.0)) > 0:
             # the same run as an upper bound: its estimation rollouts taken off the clock
             off = {**key, "label": key["label"] + OFF_CLOCK_SUFFIX,
@@ -112,7 +119,7 @@ def load_records(results: Path) -> Records:
                           "strategy in a results folder (move the others out of runs/)")
     return Records(sdf, pd.DataFrame(evals),
                    pd.DataFrame(effective, columns=[*stats.EVAL_KEYS, "step", "value"]),
-                   unfinished)
+                   unfinished, pd.DataFrame(tiers, columns=TIER_COLUMNS))
 
 
 # ---------------------------------------------------------------------------- analysis
@@ -134,6 +141,11 @@ class Analysis:
 def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
             reps: int = 2000, seed: int = 0, level: float = 0.95) -> Analysis:
     target_table = stats.targets(records.evals, fixed_targets)
+    if target_table.empty:
+        pairs_seen = ", ".join(sorted(set(records.summaries["pair"])))
+        raise ReportError(f"no pair has a target accuracy ({pairs_seen}): add {stats.BASELINE} "
+                          "runs of those pairs to the results folder, or fix targets with "
+                          "--target PAIR=ACCURACY")
     runs = stats.run_table(records.evals, target_table)
     per_step = dict(zip(records.summaries["run_id"],
                         records.summaries["clock_s"] / records.summaries["steps"].clip(lower=1),
@@ -181,7 +193,7 @@ def _notes(records: Records, target_table: pd.DataFrame, runs: pd.DataFrame,
                      "its runs are not scored")
     for pair in sorted(set(fixed) - present):
         notes.append(f"--target {pair}: no finished runs on that pair")
-    for pair, grp in pairs.groupby("pair"):
+    for pair, grp in (pairs.groupby("pair") if not pairs.empty else []):
         note = grp["note"].iloc[0]
         if note:
             notes.append(f"pair {pair}: {note}")
@@ -351,11 +363,47 @@ def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> 
                                  "effective questions", "seeds reaching"], body))
     written.append(path)
 
+    written += _tier_tables(a.records, out)
     for name, frame in (("pairs.csv", a.pairs), ("runs.csv", a.runs)):
         path = out / name
         frame.to_csv(path, index=False)
         written.append(path)
     return written
+
+
+def tier_gains(records: Records) -> pd.DataFrame:
+    """Held-out accuracy per difficulty tier at the first and last evaluation, mean over seeds:
+    where a strategy's gains (or losses) come from."""
+    t = records.tiers
+    cols = ["pair", "label", "tier", "seeds", "initial", "final", "gain"]
+    if t.empty:
+        return pd.DataFrame(columns=cols)
+    first = t[t["step"] == t.groupby("run_id")["step"].transform("min")]
+    last = t[t["step"] == t.groupby("run_id")["step"].transform("max")]
+    both = first.merge(last, on=["run_id", "pair", "label", "seed", "tier"],
+                       suffixes=("_first", "_last"))
+    out = (both.groupby(["pair", "label", "tier"], sort=True)
+           .agg(seeds=("seed", "nunique"), initial=("accuracy_first", "mean"),
+                final=("accuracy_last", "mean"))
+           .reset_index())
+    out["gain"] = out["final"] - out["initial"]
+    return out[cols]
+
+
+def _tier_tables(records: Records, out: Path) -> list[Path]:
+    gains = tier_gains(records)
+    if gains.empty:
+        return []
+    csv_path, md_path = out / "tiers.csv", out / "tiers.md"
+    gains.to_csv(csv_path, index=False)
+    md_path.write_text(
+        "# Held-out accuracy by difficulty tier\n\nMean over seeds at the first and the last "
+        "evaluation; where each strategy gains or loses.\n\n"
+        + _md_table(["pair", "strategy", "tier", "seeds", "initial", "final", "gain"],
+                    [[r["pair"], r["label"], r["tier"], str(int(r["seeds"])), _f(r["initial"], "{:.3f}"),
+                      _f(r["final"], "{:.3f}"), _f(r["gain"], "{:+.3f}")]
+                     for _, r in gains.iterrows()]))
+    return [csv_path, md_path]
 
 
 # ---------------------------------------------------------------------------- figures

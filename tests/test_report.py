@@ -246,3 +246,28 @@ def test_oracle_is_reported_on_and_off_the_clock(tmp_path: Path) -> None:
     assert runs.loc[("oracle", 0), "time_to_target_s"] == pytest.approx(8.0)
     assert runs.loc[("oracle (off clock)", 0), "time_to_target_s"] == pytest.approx(2.0)
     assert runs.loc[("uniform", 0), "time_to_target_s"] == pytest.approx(6.0)
+
+
+def test_no_target_anywhere_is_a_clear_error(tmp_path: Path) -> None:
+    write_run(tmp_path, "p", "dots", 0, QUICK, 1.0)
+    with pytest.raises(report.ReportError, match="--target PAIR=ACCURACY"):
+        report.report(tmp_path, reps=10)
+    a, _ = report.report(tmp_path, fixed_targets={"p": 0.5}, reps=10)
+    assert a.runs["reached"].all()
+
+
+def test_tier_gains_table(tmp_path: Path) -> None:
+    # two tiers; seed 0 and 1 of each strategy; gain = mean(last) - mean(first) per tier
+    for seed, (easy, hard) in enumerate([((0.8, 0.9), (0.1, 0.3)), ((0.7, 0.9), (0.2, 0.2))]):
+        for strategy in ("uniform", "dots"):
+            root = write_run(tmp_path, "p", strategy, seed, BASE, 1.0)
+            rec = RunRecord(root)
+            for step, e, h in ((0, easy[0], hard[0]), (6, easy[1], hard[1])):
+                rec.log_eval_tiers(step, {"easy": e, "hard": h})
+    a, written = report.report(tmp_path, reps=10)
+    gains = pd.read_csv(tmp_path / "report" / "tiers.csv")
+    row = gains[(gains["label"] == "dots") & (gains["tier"] == "hard")].iloc[0]
+    assert row["seeds"] == 2
+    assert row["initial"] == pytest.approx(0.15) and row["final"] == pytest.approx(0.25)
+    assert row["gain"] == pytest.approx(0.10)
+    assert (tmp_path / "report" / "tiers.md") in written
