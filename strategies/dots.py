@@ -214,3 +214,20 @@ REUSE_ENTRY = StrategyEntry(
     "group's pass rate as a reference label (fewer fresh reference rollouts)",
     uses_predictor=True,
 )
+
+
+@dataclass
+class DotsCooldownParams(DotsParams):
+    """DOTS whose round never re-picks a prompt trained on in the last ``cooldown`` steps."""
+
+    cooldown: int = 10
+
+
+COOLDOWN_ENTRY = StrategyEntry(
+    name="dots-cooldown",
+    factory=Dots,
+    params_cls=DotsCooldownParams,
+    description="DOTS that skips prompts trained on in the last 10 steps (the paper's code keeps "
+    "re-picking the same near-0.5 prompts, which a small policy memorises)",
+    uses_predictor=True,
+)

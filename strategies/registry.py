@@ -42,6 +42,7 @@ _BUILTIN: dict[str, str] = {
     "oracle": "strategies.oracle:ENTRY",
     "dots": "strategies.dots:ENTRY",
     "dots-reuse": "strategies.dots:REUSE_ENTRY",
+    "dots-cooldown": "strategies.dots:COOLDOWN_ENTRY",
 }
 _REGISTERED: dict[str, StrategyEntry] = {}
 
