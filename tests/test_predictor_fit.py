@@ -151,3 +151,17 @@ def test_cli_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> None:
                      "--set", "predictor.fit.policy_steps=[20,0,40]"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "predictor.fit.policy_steps" in err
+
+
+def test_artifact_dir_keeps_cheaper_fits_apart(config_dir: Path, test_cache: Path) -> None:
+    base = config_mod.resolve("test-pair", "dots", seed=0, config_dir=config_dir)
+    default = resources.artifact_dir(base)
+    assert default.name == f"test-pair__{base.predictor.embedder}"
+    cheap = config_mod.resolve("test-pair", "dots", seed=0, config_dir=config_dir,
+                               overrides=["predictor.fit.questions=64"])
+    other = resources.artifact_dir(cheap)
+    assert other.parent == default.parent and other.name.startswith(default.name + "__fit-")
+    assert resources.artifact_dir(cheap) == other  # stable
+    pinned = config_mod.resolve("test-pair", "dots", seed=0, config_dir=config_dir,
+                                overrides=["predictor.fit.questions=64", "predictor.artifact=/x/y"])
+    assert resources.artifact_dir(pinned) == Path("/x/y")

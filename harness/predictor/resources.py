@@ -5,6 +5,9 @@ so that both embed the same texts with the same model and agree on where the art
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,10 +35,18 @@ def pool_embeddings(cfg: RunConfig, texts: list[str], model_path: Path) -> tuple
 
 
 def artifact_dir(cfg: RunConfig) -> Path:
-    """``predictor.artifact`` when set, else ``<cache>/predictors/<pair>__<embedder>``."""
+    """``predictor.artifact`` when set, else ``<cache>/predictors/<pair>__<embedder>``, with a
+    ``__fit-<hash>`` suffix when ``predictor.fit`` differs from its defaults (a cheaper fit, as
+    the demo's, never stands in for the full one, nor the other way round)."""
     if cfg.predictor.artifact:
         return Path(cfg.predictor.artifact).expanduser()
-    return cache_dir() / "predictors" / f"{cfg.pair}__{cfg.predictor.embedder}"
+    name = f"{cfg.pair}__{cfg.predictor.embedder}"
+    fit = dataclasses.asdict(cfg.predictor.fit)
+    default = dataclasses.asdict(type(cfg.predictor.fit)())
+    if fit != default:
+        digest = hashlib.sha256(json.dumps(fit, sort_keys=True).encode()).hexdigest()[:8]
+        name += f"__fit-{digest}"
+    return cache_dir() / "predictors" / name
 
 
 def load_scorer(cfg: RunConfig, texts: list[str], model_path: Path) -> PoolScorer:
