@@ -100,16 +100,7 @@ class RunRecord:
 
     def read_eval_tiers(self) -> list[tuple[int, str, float]]:
         """``(step, tier, accuracy)`` rows; empty for runs recorded before tiers were."""
-        if not self.eval_tiers_path.exists():
-            return []
-        rows = []
-        with open(self.eval_tiers_path, encoding="utf-8") as fh:
-            for rec in list(csv.reader(fh))[1:]:
-                try:
-                    rows.append((int(rec[0]), rec[1], float(rec[2])))
-                except (ValueError, IndexError):
-                    continue  # a torn last line
-        return rows
+        return _read_long(self.eval_tiers_path) if self.eval_tiers_path.exists() else []
 
     def truncate_after(self, step: int) -> None:
         """Drop rows of steps after ``step`` (used when resuming from an older checkpoint)."""
@@ -126,16 +117,7 @@ class RunRecord:
 
     def read_metrics(self) -> list[tuple[int, str, float]]:
         """Every complete row; a torn last line from a kill mid-write is skipped."""
-        rows = []
-        with open(self.metrics_path, encoding="utf-8") as fh:
-            for rec in list(csv.reader(fh))[1:]:
-                if len(rec) != 3:
-                    continue
-                try:
-                    rows.append((int(rec[0]), rec[1], float(rec[2])))
-                except ValueError:
-                    continue
-        return rows
+        return _read_long(self.metrics_path)
 
     def read_eval(self) -> list[dict[str, float]]:
         """Rows keyed by the file's own header (records written before a column existed stay
@@ -156,6 +138,20 @@ class RunRecord:
             row.setdefault("extra_s", 0.0)
             out.append(row)
         return out
+
+
+def _read_long(path: Path) -> list[tuple[int, str, float]]:
+    """Rows of a long-form ``step,name,value`` file; a torn last line is skipped."""
+    rows = []
+    with open(path, encoding="utf-8") as fh:
+        for rec in list(csv.reader(fh))[1:]:
+            if len(rec) != 3:
+                continue
+            try:
+                rows.append((int(rec[0]), rec[1], float(rec[2])))
+            except ValueError:
+                continue
+    return rows
 
 
 def _row_step(line: str) -> int | None:

@@ -111,6 +111,7 @@ class Trainer:
         eval_qs = self.pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions else self.pool.eval
         self.eval_questions = eval_qs
         self.eval_tokens = self._tokenize([q.text for q in eval_qs])
+        self.eval_tiers = np.array([str(q.meta.get("tier", "")) for q in eval_qs])
         self.pad_id = self.tokenizer.pad_token_id
         self.eos_ids = self._eos_ids()
         self.strategy = build_strategy(
@@ -437,9 +438,9 @@ class Trainer:
             _, texts = self._sample(tokens[i:i + e.batch_size], e.temperature, gen)
             rewards.append(self._score(questions[i:i + e.batch_size], texts))
         flat = np.concatenate(rewards)
-        tiers = [str(q.meta.get("tier", "")) for q in questions]
-        by_tier = {name: float(flat[[t == name for t in tiers]].mean())
-                   for name in dict.fromkeys(tiers) if name}
+        tiers = np.repeat(self.eval_tiers, e.samples)  # questions repeat each one samples times
+        by_tier = {name: float(flat[tiers == name].mean())
+                   for name in dict.fromkeys(self.eval_tiers.tolist()) if name}
         return float(flat.mean()), by_tier
 
     def _eval_and_log(self, step: int) -> float:
