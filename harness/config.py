@@ -17,6 +17,7 @@ import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -228,6 +229,9 @@ class RunConfig:
     strategy: dict[str, Any] = opt(help="'name' plus the strategy's own params", factory=lambda: {"name": "uniform"})
     executor: ExecutorConfig = opt(help="what runs the GRPO loop: in-process or OpenRLHF on Ray",
                                    factory=ExecutorConfig)
+    variant: str = opt("", "a short name for a non-default setting of the same strategy (letters, "
+                       "digits, '.', '_', '-'); reports label the runs `<strategy>[+rr]@<variant>` "
+                       "so two settings of one strategy stay apart in one results folder")
 
     def validate(self) -> None:
         check(bool(self.pair), "pair", self.pair, "a pair name is required")
@@ -238,6 +242,8 @@ class RunConfig:
         self.replay.validate("replay")
         self.predictor.validate("predictor")
         self.executor.validate("executor")
+        check(re.fullmatch(r"[A-Za-z0-9._-]*", self.variant) is not None, "variant", self.variant,
+              "letters, digits, '.', '_' and '-' only (it becomes part of the run folder name)")
         check(isinstance(self.strategy.get("name"), str), "strategy.name", self.strategy.get("name"),
               "a strategy name (see `selbench list strategies`)")
         from strategies.registry import get_entry, params_from_dict
@@ -256,12 +262,15 @@ class RunConfig:
         """``<pair>__<strategy>__<hash8>__s<seed>``: the hash covers everything but the seed."""
         body = self.to_dict()
         body.pop("seed")
+        if not body["variant"]:
+            body.pop("variant")  # runs recorded before variants existed keep their ids
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.pair}__{self.label().replace(':', '.')}__{digest}__s{self.seed}"
 
     def label(self) -> str:
         """The strategy as reports name it: ``dots``, or ``dots+rr`` with rollout replay."""
-        return self.strategy_name + ("+rr" if self.replay.enabled else "")
+        base = self.strategy_name + ("+rr" if self.replay.enabled else "")
+        return f"{base}@{self.variant}" if self.variant else base
 
 
 # ---------------------------------------------------------------- dict -> typed dataclasses

@@ -80,6 +80,20 @@ def test_resolve_layers_and_hash(config_dir: Path) -> None:
         config.resolve("test-pair", "uniform", overrides=["eval.samples=4"], config_dir=config_dir)
 
 
+def test_variant_names_a_setting_without_moving_older_run_ids(config_dir: Path) -> None:
+    sets = ["train.threads=1", "train.batch_size=32", "train.mini_batch_size=16",
+            "train.steps=150", "replay.capacity=32", "replay.enabled=true"]
+    plain = config.resolve("tiny-c-arith", "dots", seed=0, overrides=sets)
+    # the id this run had in results/dots-b32 before `variant` existed
+    assert plain.run_id() == "tiny-c-arith__dots+rr__87b25045__s0"
+    named = config.resolve("tiny-c-arith", "dots", seed=0,
+                           overrides=[*sets, "replay.sigma=0.75", "variant=s75"])
+    assert named.label() == "dots+rr@s75"
+    assert named.run_id().startswith("tiny-c-arith__dots+rr@s75__")
+    with pytest.raises(ConfigError, match="variant"):
+        config.resolve("tiny-c-arith", "dots", overrides=["variant=a b"])
+
+
 def test_every_field_is_documented() -> None:
     undocumented = [name for name, help_, _ in config.field_help(config.RunConfig) if not help_]
     assert undocumented == []

@@ -96,14 +96,14 @@ def collection_key(cfg: RunConfig, model_path: Path) -> str:
     """Hash of everything that determines the labels.
 
     Left out on purpose: the predictor section except the collection fields (fit settings and
-    the embedder never change labels), evaluation, ``train.steps`` (the policy steps decide how
+    the embedder never change labels), evaluation, the variant name, ``train.steps`` (the policy steps decide how
     far the run goes), and threads / checkpointing (speed only), so the same labels serve every
     refit and every thread count.
     """
     from harness.predictor.embed import _fingerprint_dir
 
     body = cfg.to_dict()
-    for k in ("predictor", "eval", "description"):
+    for k in ("predictor", "eval", "description", "variant"):
         body.pop(k, None)
     for k in ("steps", "threads", "checkpoint_every"):
         body["train"].pop(k, None)
