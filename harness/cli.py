@@ -121,7 +121,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> None:
     from harness import demo
 
-    demo.main(Path(args.results), quick=args.quick)
+    demo.main(Path(args.results), quick=args.quick, with_replay=args.with_replay)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,6 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the CPU demo comparison")
     demo.add_argument("--results", default=str(results_dir() / "demo"))
     demo.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
+    demo.add_argument("--with-replay", action="store_true",
+                      help="also run DOTS with rollout replay (two more runs, ~4 more minutes)")
     demo.set_defaults(func=_cmd_demo)
     return p
 

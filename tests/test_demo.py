@@ -1,5 +1,6 @@
 """The demo end to end in its smoke-test form: model build (cached), a throwaway predictor fit
-running beside the uniform runs, the DOTS + replay runs, and the report with its figures."""
+running beside the uniform runs, the DOTS runs, and the report with its figures; and the plan
+of ``--with-replay``."""
 
 from __future__ import annotations
 
@@ -13,6 +14,20 @@ import pandas as pd
 import pytest
 
 
+def test_with_replay_adds_the_same_dots_with_replay(tmp_path: Path) -> None:
+    from harness import demo, sweep
+
+    plain = sweep.make_plan(demo._spec(False, tmp_path), tmp_path)
+    both = sweep.make_plan(demo._spec(False, tmp_path, with_replay=True), tmp_path)
+    assert sorted({r.label for r in plain.runs}) == ["dots-cooldown", "uniform"]
+    assert sorted({r.label for r in both.runs}) == ["dots-cooldown", "dots-cooldown+rr", "uniform"]
+    assert len(both.runs) == len(plain.runs) + 2
+    # the replay arm differs from its DOTS arm in the replay switch only
+    dots = next(r.cfg for r in both.runs if r.label == "dots-cooldown" and r.seed == 0)
+    rr = next(r.cfg for r in both.runs if r.label == "dots-cooldown+rr" and r.seed == 0)
+    assert dots.strategy == rr.strategy and dots.train == rr.train and rr.replay.enabled
+
+
 @pytest.mark.slow
 def test_demo_quick_end_to_end_and_rerun_is_a_noop(tmp_path: Path) -> None:
     results = tmp_path / "demo"
@@ -22,8 +37,8 @@ def test_demo_quick_end_to_end_and_rerun_is_a_noop(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr[-3000:]
     report = results / "report"
     runs = pd.read_csv(report / "runs.csv")
-    # one pair, uniform and DOTS + replay, two seeds each
-    assert sorted(runs["label"].unique()) == ["dots+rr", "uniform"]
+    # one pair, uniform and DOTS, two seeds each
+    assert sorted(runs["label"].unique()) == ["dots-cooldown", "uniform"]
     assert sorted(runs.groupby("label")["seed"].nunique()) == [2, 2]
     # the throwaway predictor lives with the results, not in the cache real runs use
     assert (results / "quick-predictor" / "manifest.json").is_file()
