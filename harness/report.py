@@ -411,7 +411,8 @@ def _tier_tables(records: Records, out: Path) -> list[Path]:
 
 def _colours(labels: Sequence[str]) -> dict[str, str]:
     palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    others = [lb for lb in sorted(labels) if lb != stats.BASELINE]
+    # one colour per distinct label (labels arrive once per run)
+    others = sorted(set(labels) - {stats.BASELINE})
     out = {stats.BASELINE: "black"}
     out.update({lb: palette[i % len(palette)] for i, lb in enumerate(others)})
     return out

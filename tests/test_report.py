@@ -271,3 +271,14 @@ def test_tier_gains_table(tmp_path: Path) -> None:
     assert row["initial"] == pytest.approx(0.15) and row["final"] == pytest.approx(0.25)
     assert row["gain"] == pytest.approx(0.10)
     assert (tmp_path / "report" / "tiers.md") in written
+
+
+def test_every_strategy_gets_its_own_colour() -> None:
+    from harness.report import _colours
+
+    # as read from the records: one label per run, 9 runs of most, 3 of one (the dots-b32 folder)
+    counts = {"uniform": 9, "dots+rr": 9, "dots-cooldown": 9, "dots-cooldown+rr": 9,
+              "dots-cooldown+rr@cap128": 9, "dots-cooldown+rr@s75": 3}
+    colours = _colours([lb for lb, n in counts.items() for _ in range(n)])
+    assert colours["uniform"] == "black"
+    assert len(set(colours.values())) == len(colours) == 6
