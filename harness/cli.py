@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--results", default=str(results_dir() / "demo"))
     demo.add_argument("--quick", action="store_true", help="a few steps only (smoke test)")
     demo.add_argument("--with-replay", action="store_true",
-                      help="also run DOTS with rollout replay (two more runs, ~4 more minutes)")
+                      help="also run DOTS with rollout replay (two more runs)")
     demo.set_defaults(func=_cmd_demo)
     return p
 
