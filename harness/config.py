@@ -268,7 +268,8 @@ class RunConfig:
         return f"{self.pair}__{self.label().replace(':', '.')}__{digest}__s{self.seed}"
 
     def label(self) -> str:
-        """The strategy as reports name it: ``dots``, or ``dots+rr`` with rollout replay."""
+        """The strategy as reports name it: ``dots``, ``dots+rr`` with rollout replay, and
+        ``dots+rr@NAME`` when ``variant`` names the setting."""
         base = self.strategy_name + ("+rr" if self.replay.enabled else "")
         return f"{base}@{self.variant}" if self.variant else base
 
