@@ -45,6 +45,8 @@ OFF_CLOCK_SUFFIX = " (off clock)"
 
 
 TIER_COLUMNS = [*stats.EVAL_KEYS, "step", "tier", "accuracy"]
+TIER_SHARE_PREFIX = "train/tier_share/"  # per-step share of the trained groups from each tier
+SHARE_COLUMNS = [*stats.EVAL_KEYS, "tier", "share"]
 
 
 class ReportError(Exception):
@@ -59,6 +61,9 @@ class Records:
     unfinished: list[str] = field(default_factory=list)
     # run_id, pair, label, seed, step, tier, accuracy (runs recorded before tiers: none)
     tiers: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=TIER_COLUMNS))
+    # run_id, pair, label, seed, tier, share: a run's mean over steps of the share of its trained
+    # groups (fresh and replayed) from each tier (runs recorded before these metrics: none)
+    tier_shares: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SHARE_COLUMNS))
 
 
 def _label(summary: Mapping) -> str:
@@ -73,7 +78,7 @@ def load_records(results: Path) -> Records:
     if not runs_dir.is_dir():
         raise ReportError(f"no run records: {runs_dir} does not exist (write runs there with "
                           f"`selbench run ... --results {results}`)")
-    summaries, evals, effective, unfinished, tiers = [], [], [], [], []
+    summaries, evals, effective, unfinished, tiers, shares = [], [], [], [], [], []
     for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         rec = RunRecord(run_dir)
         if not rec.finished:
@@ -93,7 +98,13 @@ def load_records(results: Path) -> Records:
                           "versions": json.dumps(s.get("versions", {}), sort_keys=True)})
         curve = rec.read_eval()
         evals.extend({**key, **row} for row in curve)
-        eff = [(step, value) for step, name, value in rec.read_metrics() if name == EFFECTIVE_KEY]
+        metrics = rec.read_metrics()
+        eff = [(step, value) for step, name, value in metrics if name == EFFECTIVE_KEY]
+        by_tier: dict[str, list[float]] = {}
+        for _, name, value in metrics:
+            if name.startswith(TIER_SHARE_PREFIX):
+                by_tier.setdefault(name[len(TIER_SHARE_PREFIX):], []).append(value)
+        shares.extend({**key, "tier": tier, "share": float(np.mean(v))} for tier, v in by_tier.items())
         effective.extend({**key, "step": step, "value": value} for step, value in eff)
         tiers.extend({**key, "step": step, "tier": tier, "accuracy": acc}
                      for step, tier, acc in rec.read_eval_tiers())
@@ -119,7 +130,8 @@ def load_records(results: Path) -> Records:
                           "strategy in a results folder (move the others out of runs/)")
     return Records(sdf, pd.DataFrame(evals),
                    pd.DataFrame(effective, columns=[*stats.EVAL_KEYS, "step", "value"]),
-                   unfinished, pd.DataFrame(tiers, columns=TIER_COLUMNS))
+                   unfinished, pd.DataFrame(tiers, columns=TIER_COLUMNS),
+                   pd.DataFrame(shares, columns=SHARE_COLUMNS))
 
 
 # ---------------------------------------------------------------------------- analysis
@@ -373,9 +385,10 @@ def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> 
 
 def tier_gains(records: Records) -> pd.DataFrame:
     """Held-out accuracy per difficulty tier at the first and last evaluation, mean over seeds:
-    where a strategy's gains (or losses) come from."""
+    where a strategy's gains (or losses) come from; beside it the share of the training groups
+    the strategy drew from that tier (``nan`` for runs recorded without it)."""
     t = records.tiers
-    cols = ["pair", "label", "tier", "seeds", "initial", "final", "gain"]
+    cols = ["pair", "label", "tier", "seeds", "initial", "final", "gain", "trained_share"]
     if t.empty:
         return pd.DataFrame(columns=cols)
     first = t[t["step"] == t.groupby("run_id")["step"].transform("min")]
@@ -387,6 +400,12 @@ def tier_gains(records: Records) -> pd.DataFrame:
                 final=("accuracy_last", "mean"))
            .reset_index())
     out["gain"] = out["final"] - out["initial"]
+    sh = records.tier_shares
+    if sh.empty:
+        out["trained_share"] = np.nan
+    else:
+        mean = sh.groupby(["pair", "label", "tier"])["share"].mean().rename("trained_share")
+        out = out.merge(mean.reset_index(), on=["pair", "label", "tier"], how="left")
     return out[cols]
 
 
@@ -398,10 +417,14 @@ def _tier_tables(records: Records, out: Path) -> list[Path]:
     gains.to_csv(csv_path, index=False)
     md_path.write_text(
         "# Held-out accuracy by difficulty tier\n\nMean over seeds at the first and the last "
-        "evaluation; where each strategy gains or loses.\n\n"
-        + _md_table(["pair", "strategy", "tier", "seeds", "initial", "final", "gain"],
+        "evaluation; where each strategy gains or loses. Trained share: of the groups the run "
+        "trained on (fresh and replayed), the share from that tier, mean over steps and seeds "
+        "(n/a: recorded before this was).\n\n"
+        + _md_table(["pair", "strategy", "tier", "seeds", "initial", "final", "gain",
+                     "trained share"],
                     [[r["pair"], r["label"], r["tier"], str(int(r["seeds"])), _f(r["initial"], "{:.3f}"),
-                      _f(r["final"], "{:.3f}"), _f(r["gain"], "{:+.3f}")]
+                      _f(r["final"], "{:.3f}"), _f(r["gain"], "{:+.3f}"),
+                      _f(r["trained_share"], "{:.2f}")]
                      for _, r in gains.iterrows()]))
     return [csv_path, md_path]
 

@@ -264,12 +264,22 @@ def test_tier_gains_table(tmp_path: Path) -> None:
             rec = RunRecord(root)
             for step, e, h in ((0, easy[0], hard[0]), (6, easy[1], hard[1])):
                 rec.log_eval_tiers(step, {"easy": e, "hard": h})
+            if strategy == "dots":  # dots trained on hard questions 3/4 of the time (uniform:
+                for step in (1, 2):  # recorded before tier shares existed)
+                    rec.log_step(step, {"train/tier_share/easy": 0.5 - 0.25 * step + 0.25 * seed,
+                                        "train/tier_share/hard": 0.5 + 0.25 * step - 0.25 * seed})
     a, written = report.report(tmp_path, reps=10)
     gains = pd.read_csv(tmp_path / "report" / "tiers.csv")
     row = gains[(gains["label"] == "dots") & (gains["tier"] == "hard")].iloc[0]
     assert row["seeds"] == 2
     assert row["initial"] == pytest.approx(0.15) and row["final"] == pytest.approx(0.25)
     assert row["gain"] == pytest.approx(0.10)
+    # seed 0 steps: 0.75, 1.0; seed 1: 0.5, 0.75 -> mean over steps then seeds 0.75
+    assert row["trained_share"] == pytest.approx(0.75)
+    assert math.isnan(gains[(gains["label"] == "uniform") & (gains["tier"] == "hard")]
+                      .iloc[0]["trained_share"])
+    assert "| p | dots | hard | 2 | 0.150 | 0.250 | +0.100 | 0.75 |" in (
+        tmp_path / "report" / "tiers.md").read_text()
     assert (tmp_path / "report" / "tiers.md") in written
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from harness import config, grpo, trainer
@@ -52,6 +53,14 @@ def test_run_writes_complete_records(config_dir, built_test_model, tmp_path) -> 
     for row in rec.read_eval():
         mixed = sum(counts[t] * acc for s, t, acc in tiers if s == row["step"]) / sum(counts.values())
         assert abs(mixed - row["accuracy"]) < 1e-9
+    # which tiers each step trained on: every pool tier named, shares summing to one
+    shares: dict[int, dict[str, float]] = {}
+    for step, k, v in rec.read_metrics():
+        if k.startswith("train/tier_share/"):
+            shares.setdefault(step, {})[k.removeprefix("train/tier_share/")] = v
+    assert sorted(shares) == [1, 2, 3, 4]
+    for by_tier in shares.values():
+        assert set(by_tier) == set(counts) and abs(sum(by_tier.values()) - 1.0) < 1e-9
     # repeats: a fresh uniform epoch picks nothing twice
     assert all(v == 0.0 for _, k, v in rec.read_metrics() if k == "select/repeat_frac")
     assert summary["steps"] == 4 and summary["samples"] == 4 * 8 * 4
@@ -61,6 +70,14 @@ def test_run_writes_complete_records(config_dir, built_test_model, tmp_path) -> 
     # a finished run is found, not rerun
     again_dir, again = trainer.run(cfg, tmp_path, progress=False)
     assert again_dir == run_dir and again == summary
+
+
+def test_tier_shares_by_hand() -> None:
+    tiers = np.array(["easy", "hard", "easy", "easy"])
+    assert trainer._tier_shares("p", tiers, [0, 1, 2, 1]) == {"p/easy": 0.5, "p/hard": 0.5}
+    assert trainer._tier_shares("p", tiers, [0, 2]) == {"p/easy": 1.0, "p/hard": 0.0}
+    assert trainer._tier_shares("p", tiers, []) == {}  # nothing replayed yet: no share
+    assert trainer._tier_shares("p", np.array(["", ""]), [0, 1]) == {}  # a pool without tiers
 
 
 def test_same_seed_same_selections_and_first_steps(config_dir, built_test_model, tmp_path) -> None:
