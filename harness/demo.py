@@ -3,9 +3,10 @@
 The demo is the sweep ``configs/sweeps/demo.yaml`` (one CPU pair at batch 32, plain GRPO with
 uniform selection against DOTS, two seeds) run on this machine, then ``selbench report`` on its
 records. ``--with-replay`` adds the same DOTS with rollout replay (two more runs): on CPU replay
-saves little time (generation is about a quarter of a step) and the dots-b32 study measured it
-slower than DOTS alone across its pairs, so the default demo leaves it out (four runs, about
-13 minutes on a fresh 2-core machine, 4.7 of them the one-time model build).
+saves little time (generation is about a quarter of a step) and in the dots-b32 study its best
+setting (an 80-step cooldown and an 8-batch buffer) only tied DOTS alone, so the default demo
+leaves it out (four runs, about 13 minutes on a fresh 2-core machine, 4.7 of them the one-time
+model build).
 
 1. build the pair's tiny model if it is not cached;
 2. fit the pair's difficulty predictor if it is not cached, *while* the uniform runs go (they do
