@@ -95,10 +95,16 @@ def _seed_for(seed: int, step: int, salt: int) -> int:
     return (seed * 1_000_003 + step * 7_919 + salt * 104_729) % (2**63 - 1)
 
 
-def _tier_shares(prefix: str, tiers: np.ndarray, indices: list[int]) -> dict[str, float]:
-    """Share of ``indices`` in each tier of the pool, every tier named (zeros included) so
-    means over steps are shares of the whole run; empty for a pool without tiers or no indices."""
-    names = [n for n in dict.fromkeys(tiers.tolist()) if n]
+def _tier_names(tiers: np.ndarray) -> list[str]:
+    """The pool's tier names in first-seen order (none for a pool without tiers)."""
+    return [n for n in dict.fromkeys(tiers.tolist()) if n]
+
+
+def _tier_shares(prefix: str, tiers: np.ndarray, names: list[str],
+                 indices: list[int]) -> dict[str, float]:
+    """Share of ``indices`` in each of the pool's tiers ``names``, every tier named (zeros
+    included) so means over steps are shares of the whole run; empty for a pool without tiers
+    or no indices."""
     if not names or not indices:
         return {}
     picked = tiers[np.asarray(indices, dtype=np.int64)]
@@ -121,6 +127,7 @@ class Trainer:
         # difficulty tier of each pool question ("" when the pool has none): the per-step records
         # say which tiers a strategy trains on, beside the held-out accuracy per tier
         self.train_tiers = np.array([str(q.meta.get("tier", "")) for q in self.pool.train])
+        self.tier_names = _tier_names(self.train_tiers)
         eval_qs = self.pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions else self.pool.eval
         self.eval_questions = eval_qs
         self.eval_tokens = self._tokenize([q.text for q in eval_qs])
@@ -318,10 +325,10 @@ class Trainer:
             obs = sel_rewards.mean(axis=1)
             metrics["select/predicted_pass_rate"] = float(np.mean(predicted))
             metrics["select/prediction_abs_err"] = float(np.mean(np.abs(predicted - obs)))
-        metrics.update(_tier_shares("train/tier_share", self.train_tiers,
+        metrics.update(_tier_shares("train/tier_share", self.train_tiers, self.tier_names,
                                     list(indices) + [g.index for g in replayed]))
         if self.replay is not None:
-            metrics.update(_tier_shares("replay/tier_share", self.train_tiers,
+            metrics.update(_tier_shares("replay/tier_share", self.train_tiers, self.tier_names,
                                         [g.index for g in replayed]))
             metrics.update({
                 "replay/share": len(replayed) / t.batch_size,

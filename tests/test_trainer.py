@@ -74,10 +74,13 @@ def test_run_writes_complete_records(config_dir, built_test_model, tmp_path) -> 
 
 def test_tier_shares_by_hand() -> None:
     tiers = np.array(["easy", "hard", "easy", "easy"])
-    assert trainer._tier_shares("p", tiers, [0, 1, 2, 1]) == {"p/easy": 0.5, "p/hard": 0.5}
-    assert trainer._tier_shares("p", tiers, [0, 2]) == {"p/easy": 1.0, "p/hard": 0.0}
-    assert trainer._tier_shares("p", tiers, []) == {}  # nothing replayed yet: no share
-    assert trainer._tier_shares("p", np.array(["", ""]), [0, 1]) == {}  # a pool without tiers
+    names = trainer._tier_names(tiers)
+    assert names == ["easy", "hard"]
+    assert trainer._tier_shares("p", tiers, names, [0, 1, 2, 1]) == {"p/easy": 0.5, "p/hard": 0.5}
+    assert trainer._tier_shares("p", tiers, names, [0, 2]) == {"p/easy": 1.0, "p/hard": 0.0}
+    assert trainer._tier_shares("p", tiers, names, []) == {}  # nothing replayed yet: no share
+    untiered = np.array(["", ""])  # a pool without tiers
+    assert trainer._tier_shares("p", untiered, trainer._tier_names(untiered), [0, 1]) == {}
 
 
 def test_same_seed_same_selections_and_first_steps(config_dir, built_test_model, tmp_path) -> None:
