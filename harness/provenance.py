@@ -5,17 +5,26 @@ from __future__ import annotations
 import datetime as _dt
 import subprocess
 from importlib import metadata
+from pathlib import Path
 
 from harness.paths import PROJECT_ROOT
 
 _PACKAGES = ("torch", "transformers", "reasoning-gym", "math-verify", "numpy")
 
 
-def git_commit() -> str:
+def git_commit(root: Path = PROJECT_ROOT) -> str:
+    """Short commit of ``root``, with ``-dirty`` (as ``git describe --dirty``) when tracked files
+    differ from it or new files are not yet committed (ignored ones, such as results, do not
+    count): a run from an uncommitted tree must not claim a commit's code."""
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT,
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
                              capture_output=True, text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
+        commit = out.stdout.strip()
+        if not commit:
+            return "unknown"
+        status = subprocess.run(["git", "status", "--porcelain"], cwd=root,
+                                capture_output=True, text=True, timeout=10)
+        return commit + ("-dirty" if status.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
 

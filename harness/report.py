@@ -21,6 +21,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -47,6 +48,9 @@ OFF_CLOCK_SUFFIX = " (off clock)"
 TIER_COLUMNS = [*stats.EVAL_KEYS, "step", "tier", "accuracy"]
 TIER_SHARE_PREFIX = "train/tier_share/"  # per-step share of the trained groups from each tier
 SHARE_COLUMNS = [*stats.EVAL_KEYS, "tier", "share"]
+# arms of one pair whose machine-speed probes differ by more than this are flagged (the drift
+# seen between hours on the project's machine was ~15%)
+MACHINE_TOLERANCE = 0.10
 
 
 class ReportError(Exception):
@@ -73,6 +77,10 @@ def _label(summary: Mapping) -> str:
     return str(summary["strategy"]) + ("+rr" if summary.get("replay") else "")
 
 
+def _float_or_nan(value: Any) -> float:
+    return math.nan if value is None else float(value)
+
+
 def load_records(results: Path) -> Records:
     runs_dir = Path(results) / "runs"
     if not runs_dir.is_dir():
@@ -95,6 +103,7 @@ def load_records(results: Path) -> Records:
                           "final_accuracy": float(s["final_accuracy"]),
                           "git_commit": s.get("git_commit", "unknown"),
                           "date": s.get("date", ""),
+                          "machine_gflops": _float_or_nan(s.get("machine_gflops")),
                           "versions": json.dumps(s.get("versions", {}), sort_keys=True)})
         curve = rec.read_eval()
         evals.extend({**key, **row} for row in curve)
@@ -211,6 +220,25 @@ def _notes(records: Records, target_table: pd.DataFrame, runs: pd.DataFrame,
             notes.append(f"pair {pair}: {note}")
     for label, note in sorted(mats.notes.items()):
         notes.append(f"strategy {label}: {note}")
+    notes += machine_notes(records.summaries)
+    return notes
+
+
+def machine_notes(summaries: pd.DataFrame, tolerance: float = MACHINE_TOLERANCE) -> list[str]:
+    """One note per pair whose strategies ran on a machine of different speed (the median of
+    their runs' matmul probes differs by more than ``tolerance``): their wall-clock times are
+    then not comparable, while their steps are. Runs recorded without the probe are left out."""
+    probed = summaries.dropna(subset=["machine_gflops"])
+    notes = []
+    for pair, grp in probed.groupby("pair"):
+        speed = grp.groupby("label")["machine_gflops"].median().sort_index()
+        if len(speed) < 2 or speed.max() <= speed.min() * (1 + tolerance):
+            continue
+        listed = ", ".join(f"{label} {value:.1f}" for label, value in speed.items())
+        notes.append(f"pair {pair}: the machine ran at different speeds for its strategies "
+                     f"(matmul probe at each evaluation, median GFLOP/s: {listed}; "
+                     f"{speed.max() / speed.min() - 1:.0%} apart): its wall-clock speedups "
+                     "partly measure the machine; read steps saved, or rerun the slower arm")
     return notes
 
 
@@ -231,6 +259,7 @@ def _leaderboard(summaries: pd.DataFrame, runs: pd.DataFrame, pairs: pd.DataFram
                "samples_mean": float(grp["samples"].mean()),
                "reference_samples_mean": float(grp["reference_samples"].mean()),
                "tokens_mean": float(grp["tokens"].mean()),
+               "machine_gflops": float(grp["machine_gflops"].median()),  # nan: not probed
                "git_commits": ";".join(sorted(set(grp["git_commit"]))),
                "dates": f"{min(grp['date'])}..{max(grp['date'])}",
                "versions": ";".join(sorted(set(grp["versions"])))}

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from harness import engines, grpo, policy
+from harness import engines, grpo, machine, policy
 from harness.config import RunConfig, dump
 from harness.context import ContextBase
 from harness.records import RunRecord, folder_lock
@@ -31,6 +31,9 @@ from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy, get_entry
 
 PHASES = ("select", "generate", "reward", "logprobs", "update")
+# the matmul probe at each evaluation (harness.machine); under time/ with the other timings,
+# which no determinism check compares
+MACHINE_KEY = "time/machine_gflops"
 
 
 class PhaseTimer:
@@ -113,9 +116,13 @@ def _tier_shares(prefix: str, tiers: np.ndarray, names: list[str],
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, progress: bool = True) -> None:
+        from harness.provenance import git_commit
+
         self.cfg = cfg
         self.progress = progress
         self.record = RunRecord(run_dir)
+        # the code this process loaded: the tree may change while the run goes on
+        self.code_commit = git_commit()
         if cfg.train.threads:
             torch.set_num_threads(cfg.train.threads)
         torch.manual_seed(cfg.seed)
@@ -539,6 +546,10 @@ class Trainer:
             if step % cfg.eval.every == 0 or step == cfg.train.steps:
                 acc = self._eval_and_log(step)
                 metrics["eval/accuracy"] = acc
+                # off the clock, like the evaluation: the machine's speed at this point of the run
+                probe_start = time.perf_counter()
+                metrics[MACHINE_KEY] = machine.matmul_gflops()
+                self.counters.eval_s += time.perf_counter() - probe_start
             self.record.log_step(step, metrics)
             if cfg.train.checkpoint_every and (step % cfg.train.checkpoint_every == 0
                                                or step == cfg.train.steps):
@@ -556,6 +567,7 @@ class Trainer:
 
         curve = self.record.read_eval()
         c = self.counters
+        probes = [v for _, name, v in self.record.read_metrics() if name == MACHINE_KEY]
         return {
             "run_id": self.cfg.run_id(),
             "pair": self.cfg.pair,
@@ -575,8 +587,12 @@ class Trainer:
             "tokens_trained": c.tokens_trained,
             "reference_samples": c.reference_samples,
             "verifier_failures": c.verifier_failures,
+            # median over the run's evaluations (read back from disk: a resumed run keeps the
+            # probes of its first part); None when it was never probed
+            "machine_gflops": float(np.median(probes)) if probes else None,
             "executor": "inprocess",
             **provenance(),
+            "git_commit": self.code_commit,
         }
 
 

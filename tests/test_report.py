@@ -27,7 +27,8 @@ FLAT = [0.3, 0.3, 0.3, 0.3]  # never
 
 def write_run(results: Path, pair: str, strategy: str, seed: int, acc: list[float],
               sec_per_step: float, finished: bool = True, replay: bool = False,
-              eff: float = 0.5, ref_samples: int = 0, extra_per_step: float = 0.0) -> Path:
+              eff: float = 0.5, ref_samples: int = 0, extra_per_step: float = 0.0,
+              gflops: float | None = None) -> Path:
     label = strategy + ("+rr" if replay else "")
     run_id = f"{pair}__{label}__cafe__s{seed}"
     rec = RunRecord(results / "runs" / run_id)
@@ -52,7 +53,8 @@ def write_run(results: Path, pair: str, strategy: str, seed: int, acc: list[floa
             "tokens_generated": steps * 600, "tokens_trained": steps * 400,
             "reference_samples": steps * ref_samples, "executor": "inprocess",
             "git_commit": "abc1234", "date": f"2026-01-0{seed + 1}T00:00:00+00:00",
-            "versions": {"numpy": "2.4.6", "torch": "2.13.0+cpu"}})
+            "versions": {"numpy": "2.4.6", "torch": "2.13.0+cpu"},
+            **({} if gflops is None else {"machine_gflops": gflops})})
     return rec.root
 
 
@@ -292,3 +294,26 @@ def test_every_strategy_gets_its_own_colour() -> None:
     colours = _colours([lb for lb, n in counts.items() for _ in range(n)])
     assert colours["uniform"] == "black"
     assert len(set(colours.values())) == len(colours) == 6
+
+
+def test_arms_timed_on_machines_of_different_speed_are_flagged(tmp_path: Path) -> None:
+    """The matmul probe's medians per strategy: 20% apart on pair-a is flagged with both
+    values, 5% apart on pair-b is not, and records without the probe are left out."""
+    root = tmp_path / "results"
+    for seed in range(3):
+        write_run(root, "pair-a", "uniform", seed, BASE, 1.0, gflops=20.0 + seed)  # median 21
+        write_run(root, "pair-a", "dots", seed, QUICK, 1.0, gflops=25.2)
+        write_run(root, "pair-b", "uniform", seed, BASE, 1.0, gflops=20.0)
+        write_run(root, "pair-b", "dots", seed, QUICK, 1.0, gflops=21.0)
+        write_run(root, "pair-c", "uniform", seed, BASE, 1.0)  # recorded before the probe
+        write_run(root, "pair-c", "dots", seed, QUICK, 1.0, gflops=40.0)
+    report.report(root, reps=50)
+    out = root / "report"
+    notes = [line for line in (out / "leaderboard.md").read_text().splitlines()
+             if "different speeds" in line]
+    assert len(notes) == 1
+    assert "pair pair-a" in notes[0] and "dots 25.2, uniform 21.0" in notes[0]
+    assert "20% apart" in notes[0]
+    board = pd.read_csv(out / "leaderboard.csv").set_index("label")
+    assert board.loc["uniform", "machine_gflops"] == pytest.approx(20.0)  # over all its runs
+    assert board.loc["dots", "machine_gflops"] == pytest.approx(25.2)

@@ -64,6 +64,10 @@ def test_run_writes_complete_records(config_dir, built_test_model, tmp_path) -> 
     # repeats: a fresh uniform epoch picks nothing twice
     assert all(v == 0.0 for _, k, v in rec.read_metrics() if k == "select/repeat_frac")
     assert summary["steps"] == 4 and summary["samples"] == 4 * 8 * 4
+    # the machine-speed probe after each evaluation but the start, its median in the summary
+    probes = [(s, v) for s, k, v in rec.read_metrics() if k == trainer.MACHINE_KEY]
+    assert [s for s, _ in probes] == [2, 4] and all(v > 0 for _, v in probes)
+    assert summary["machine_gflops"] == float(np.median([v for _, v in probes]))
     # clock excludes evaluation: it is the sum of the per-step times
     step_times = sum(v for _, k, v in rec.read_metrics() if k == "time/step")
     assert abs(summary["clock_s"] - step_times) < 1e-6

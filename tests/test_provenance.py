@@ -1,0 +1,37 @@
+"""Provenance of a run: which code it ran."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from harness.provenance import git_commit
+
+
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=root, check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+def test_commit_is_marked_dirty_by_uncommitted_code_not_by_ignored_results(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "-q")
+    _git(tmp_path, "config", "user.email", "t@example.org")
+    _git(tmp_path, "config", "user.name", "t")
+    (tmp_path / ".gitignore").write_text("results/\n")
+    (tmp_path / "a.py").write_text("x = 1\n")
+    _git(tmp_path, "add", ".")
+    _git(tmp_path, "commit", "-qm", "one")
+    head = _git(tmp_path, "rev-parse", "--short", "HEAD")
+    assert git_commit(tmp_path) == head
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "run.csv").write_text("1\n")  # ignored: still clean
+    assert git_commit(tmp_path) == head
+    (tmp_path / "a.py").write_text("x = 2\n")  # an edited module
+    assert git_commit(tmp_path) == head + "-dirty"
+    _git(tmp_path, "checkout", "-q", "a.py")
+    (tmp_path / "b.py").write_text("y = 1\n")  # a new module not yet committed
+    assert git_commit(tmp_path) == head + "-dirty"
+
+
+def test_outside_a_repository_it_says_unknown(tmp_path: Path) -> None:
+    assert git_commit(tmp_path) == "unknown"
