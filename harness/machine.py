@@ -1,11 +1,11 @@
 """How fast this machine is right now, as seen by this process.
 
-Wall-clock comparisons assume every run had the same machine. On shared or virtual CPUs the speed
-drifts between hours (on the project's 2-core machine the same deterministic run took ~15% longer
-a step early one evening than later that night), so runs of one arm recorded at another time can
-win on the clock alone. The trainer probes the fp32 matmul throughput at every evaluation (off the
-clock) and the report compares the arms' medians; it cannot correct times, only say when they
-are not comparable.
+Wall-clock comparisons assume every run had the same machine. On shared or virtual CPUs that may
+not hold between hours or between machines, and an arm recorded on a faster one wins on the clock
+alone. (On the project's 2-core machine a rerun of a deterministic run took 0.91-1.09x as long a
+step, with no drift over a night: results/kept/dots-b32-retimed.) The trainer probes the fp32
+matmul throughput at every evaluation, off the clock, and the report compares the arms' medians;
+it cannot correct times, only say when they are not comparable.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import time
 
 import torch
 
-PROBE_SIZE = 256  # a 256 x 256 fp32 matmul: the hidden sizes of the CPU suite's models
+PROBE_SIZE = 256  # between the tiny models' hidden (128) and MLP (512) widths
 PROBE_REPEATS = 3
 
 

@@ -48,8 +48,8 @@ OFF_CLOCK_SUFFIX = " (off clock)"
 TIER_COLUMNS = [*stats.EVAL_KEYS, "step", "tier", "accuracy"]
 TIER_SHARE_PREFIX = "train/tier_share/"  # per-step share of the trained groups from each tier
 SHARE_COLUMNS = [*stats.EVAL_KEYS, "tier", "share"]
-# arms of one pair whose machine-speed probes differ by more than this are flagged (the drift
-# seen between hours on the project's machine was ~15%)
+# arms of one pair whose machine-speed probes differ by more than this are flagged (the probe's
+# own spread over 18 runs of one sweep on the project's machine was 141-156 GFLOP/s, +-5%)
 MACHINE_TOLERANCE = 0.10
 
 
