@@ -39,6 +39,8 @@ def versions() -> dict[str, str]:
     return out
 
 
-def provenance() -> dict[str, object]:
-    return {"git_commit": git_commit(), "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+def provenance(commit: str | None = None) -> dict[str, object]:
+    """``commit``: the one taken when the run's code was loaded (default: now)."""
+    return {"git_commit": commit or git_commit(),
+            "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
             "versions": versions()}

@@ -23,6 +23,7 @@ from tqdm import tqdm
 from harness import engines, grpo, machine, policy
 from harness.config import RunConfig, dump
 from harness.context import ContextBase
+from harness.provenance import git_commit, provenance
 from harness.records import RunRecord, folder_lock
 from harness.replay import Group, ReplayBuffer, collate, split_groups
 from harness.rollout import Rollouts, sequence_logprobs
@@ -116,8 +117,6 @@ def _tier_shares(prefix: str, tiers: np.ndarray, names: list[str],
 
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, progress: bool = True) -> None:
-        from harness.provenance import git_commit
-
         self.cfg = cfg
         self.progress = progress
         self.record = RunRecord(run_dir)
@@ -563,8 +562,6 @@ class Trainer:
         return summary
 
     def _summary(self) -> dict[str, Any]:
-        from harness.provenance import provenance
-
         curve = self.record.read_eval()
         c = self.counters
         probes = [v for _, name, v in self.record.read_metrics() if name == MACHINE_KEY]
@@ -591,8 +588,7 @@ class Trainer:
             # probes of its first part); None when it was never probed
             "machine_gflops": float(np.median(probes)) if probes else None,
             "executor": "inprocess",
-            **provenance(),
-            "git_commit": self.code_commit,
+            **provenance(self.code_commit),
         }
 
 
