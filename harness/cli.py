@@ -42,6 +42,18 @@ def _cmd_models_build(args: argparse.Namespace) -> None:
         print(policy.build(cfg, progress=not args.quiet))
 
 
+def _cmd_models_ship(args: argparse.Namespace) -> None:
+    from harness import config, policy
+
+    cfg = config.from_dict(config.ModelConfig, config.model_dict(args.name))
+    cfg.validate("model")
+    out = Path(args.out) if args.out else CONFIG_DIR / "models" / "weights" / args.name
+    lines = policy.ship(cfg, out, progress=not args.quiet)
+    print(f"shipped {args.name} into {out}; put these in configs/models/{args.name}.yaml:")
+    for key, value in lines.items():
+        print(f"{key}: {value}")
+
+
 def _resolve(args: argparse.Namespace):
     from harness import config
 
@@ -138,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     mb.add_argument("name")
     mb.add_argument("--quiet", action="store_true")
     mb.set_defaults(func=_cmd_models_build)
+    ms = msub.add_parser("ship", help="build a tiny model and copy it into the project as shipped "
+                         "weights (prints the weights/weights_sha256 lines for its config)")
+    ms.add_argument("name")
+    ms.add_argument("--out", default=None, help="folder (default configs/models/weights/NAME)")
+    ms.add_argument("--quiet", action="store_true")
+    ms.set_defaults(func=_cmd_models_ship)
 
     def run_args(sp: argparse.ArgumentParser, strategy_required: bool) -> None:
         sp.add_argument("--pair", required=True, help="see `selbench list pairs`")

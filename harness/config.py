@@ -49,11 +49,21 @@ class ModelConfig:
     answer_template: str = opt(" {answer}", "completion text of warm-start examples; '{answer}' is replaced")
     tiny: TinyModelSpec = opt(help="architecture and warm start of a tiny model", factory=TinyModelSpec)
     warm_start_task: TaskConfig | None = opt(None, "questions the tiny model is warm-started on")
+    response: str = opt("answer", "what a warm-start completion holds: 'answer' (the bare answer) or "
+                        "'trace' (a worked solution, one line per intermediate result, then "
+                        "'Answer: <answer>'; harness.tasks.traces), put in answer_template's "
+                        "'{answer}'")
     warm_start_slips: dict[str, float] = opt(
-        help="tiny models: tier name -> share of that tier's warm-start examples whose answer is "
-        "taught off by one (a systematic habit the base policy keeps and GRPO can unlearn, so "
-        "the tier has room to improve, as real base models have latent skill RL draws out)",
+        help="tiny models: tier name -> slip rate. With response 'answer': the share of that "
+        "tier's warm-start examples whose answer is taught off by one. With 'trace': the chance "
+        "that each step of a worked solution is taught off by one (carried into the answer). "
+        "A systematic habit the base policy keeps and GRPO can unlearn, so the tier has room to "
+        "improve, as real base models have latent skill RL draws out",
         factory=dict)
+    weights: str = opt("", "tiny models: a folder of shipped built weights (relative to the project), "
+                       "used instead of a build when its build.json was made from this very config; "
+                       "every machine then starts from the same bytes")
+    weights_sha256: str = opt("", "sha256 of the shipped model.safetensors; a mismatch stops the run")
 
     def validate(self, prefix: str = "model") -> None:
         check(self.kind in ("tiny", "smollm2", "hf"), f"{prefix}.kind", self.kind,
@@ -62,6 +72,11 @@ class ModelConfig:
               "a Hugging Face model name or a local model folder (required for kind 'hf')")
         check("{question}" in self.prompt_template, f"{prefix}.prompt_template", self.prompt_template,
               "must contain '{question}'")
+        check(self.response in ("answer", "trace"), f"{prefix}.response", self.response,
+              "'answer' or 'trace'")
+        check(not self.weights or len(self.weights_sha256) == 64, f"{prefix}.weights_sha256",
+              self.weights_sha256, "the 64-hex-digit sha256 of the shipped model.safetensors "
+              "(`selbench models ship` prints it)")
         if self.kind == "tiny":
             self.tiny.validate(f"{prefix}.tiny")
             check(self.warm_start_task is not None, f"{prefix}.warm_start_task", None,
@@ -133,8 +148,18 @@ class EvalConfig:
                        "executor supports 1.0 only)")
     max_questions: int | None = opt(None, "evaluate on the first N held-out questions (None: all)")
     batch_size: int = opt(512, "sequences per generation batch during evaluation")
+    metric: str = opt("sampled", "'sampled': mean reward of sampled (or greedy) responses; 'exact': "
+                      "the mean probability, at `temperature`, of the reference response the model "
+                      "was taught (its slip-free answer or worked solution), from one "
+                      "teacher-forced pass: the expected pass rate of that response, with no "
+                      "sampling noise (a lower bound on the pass rate; `selbench suite check` "
+                      "measures the gap)")
 
     def validate(self, prefix: str = "eval") -> None:
+        check(self.metric in ("sampled", "exact"), f"{prefix}.metric", self.metric,
+              "'sampled' or 'exact'")
+        check(self.metric != "exact" or self.temperature > 0, f"{prefix}.temperature",
+              self.temperature, "> 0 with metric 'exact' (the probability at that temperature)")
         check(self.every > 0, f"{prefix}.every", self.every, "must be a positive integer")
         check(self.samples > 0, f"{prefix}.samples", self.samples, "must be a positive integer")
         check(self.temperature >= 0, f"{prefix}.temperature", self.temperature, "must be >= 0")
@@ -264,6 +289,10 @@ class RunConfig:
         body.pop("seed")
         if not body["variant"]:
             body.pop("variant")  # runs recorded before variants existed keep their ids
+        # the same for fields added later, while at their defaults
+        for (section, name), default in _LATER_RUN_FIELDS.items():
+            if isinstance(body.get(section), dict) and body[section].get(name, default) == default:
+                body[section].pop(name, None)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.pair}__{self.label().replace(':', '.')}__{digest}__s{self.seed}"
 
@@ -272,6 +301,13 @@ class RunConfig:
         ``dots+rr@NAME`` when ``variant`` names the setting."""
         base = self.strategy_name + ("+rr" if self.replay.enabled else "")
         return f"{base}@{self.variant}" if self.variant else base
+
+
+# Fields added after runs were first recorded, left out of the run id while at their default.
+_LATER_RUN_FIELDS: dict[tuple[str, str], Any] = {
+    ("model", "response"): "answer", ("model", "weights"): "", ("model", "weights_sha256"): "",
+    ("eval", "metric"): "sampled",
+}
 
 
 # ---------------------------------------------------------------- dict -> typed dataclasses

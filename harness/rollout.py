@@ -55,6 +55,26 @@ def positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.cumsum(-1) - 1).clamp(min=0)
 
 
+def prompt_groups(prompt_tokens: Sequence[Sequence[int]]) -> tuple[list[Sequence[int]], torch.Tensor]:
+    """(distinct consecutive prompts, index of each row's prompt among them).
+
+    GRPO repeats each prompt G times in a row; computing it once per group and expanding the
+    KV cache is the same arithmetic done G times less (DESIGN-NOTES: the prompt is most of a
+    short response's sequence)."""
+    unique: list[Sequence[int]] = []
+    owner: list[int] = []
+    for toks in prompt_tokens:
+        if not unique or list(toks) != list(unique[-1]):
+            unique.append(toks)
+        owner.append(len(unique) - 1)
+    return unique, torch.tensor(owner, dtype=torch.long)
+
+
+# Drop finished rows from the decode batch once this share of it has finished: each drop copies
+# the KV cache, each finished row left in costs a row of every later decode step.
+COMPACT_SHARE = 0.25
+
+
 @torch.no_grad()  # not inference_mode: rollout tensors feed the autograd update later
 def sample(
     model: PreTrainedModel,
@@ -66,22 +86,35 @@ def sample(
     pad_id: int,
     generator: torch.Generator | None = None,
 ) -> Rollouts:
-    """Sample one response per prompt (repeat prompts for G samples). temperature 0 = greedy."""
+    """Sample one response per prompt (repeat prompts for G samples). temperature 0 = greedy.
+
+    Each distinct run of repeated prompts is prefilled once and its KV cache shared by its
+    rows; rows that have finished leave the decode batch. The tokens drawn are a function of
+    (model, prompts, generator) alone.
+    """
     prompt_ids, prompt_mask = left_pad(prompt_tokens, pad_id)
     n = prompt_ids.shape[0]
     eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
+    unique, owner = prompt_groups(prompt_tokens)
+    u_ids, u_mask = left_pad(unique, pad_id)
     cache = DynamicCache()
     kv = {_cache_kwarg(model): cache}
-    mask = prompt_mask
-    pos = positions(mask)
+    u_pos = positions(u_mask)
     # only the last position's logits are sampled from: skip the LM head (and a [N, P, vocab]
     # float tensor, gigabytes for 49k-token vocabularies) at every other prompt position
-    out = model(input_ids=prompt_ids, attention_mask=mask, position_ids=pos,
+    out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos,
                 use_cache=True, logits_to_keep=1, **kv)
-    logits = out.logits[:, -1, :].float()
-    next_pos = pos[:, -1] + 1
+    logits = out.logits[:, -1, :].float()[owner]
+    if len(unique) != n:
+        cache.batch_select_indices(owner)
+    mask = prompt_mask
+    next_pos = u_pos[owner, -1] + 1
+    tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long)
+    logps = torch.zeros((n, max_new_tokens))
+    alive = torch.zeros((n, max_new_tokens), dtype=torch.bool)
+    rows = torch.arange(n)  # original row of each decode-batch row
     finished = torch.zeros(n, dtype=torch.bool)
-    tokens, logps, alive = [], [], []
+    width = 0
     for t in range(max_new_tokens):
         if temperature > 0:
             logp_all = torch.log_softmax(logits / temperature, dim=-1)
@@ -89,16 +122,22 @@ def sample(
         else:
             logp_all = torch.log_softmax(logits, dim=-1)
             tok = logits.argmax(dim=-1)
-        tok_logp = logp_all.gather(-1, tok.unsqueeze(-1)).squeeze(-1)
-        tok = torch.where(finished, torch.full_like(tok, pad_id), tok)
-        alive.append(~finished)
-        tokens.append(tok)
-        logps.append(torch.where(finished, torch.zeros_like(tok_logp), tok_logp))
+        live = ~finished  # the token just drawn is real iff its row was still going
+        tokens[rows[live], t] = tok[live]
+        logps[rows[live], t] = logp_all.gather(-1, tok.unsqueeze(-1)).squeeze(-1)[live]
+        alive[rows[live], t] = True
+        width = t + 1
         finished = finished | torch.isin(tok, eos)
         if bool(finished.all()) or t == max_new_tokens - 1:
             break
-        # the token just sampled is real iff its row was still alive when it was drawn
-        mask = torch.cat([mask, alive[-1].long().unsqueeze(-1)], dim=-1)
+        if int(finished.sum()) >= COMPACT_SHARE * len(rows):
+            idx = (~finished).nonzero().squeeze(-1)
+            cache.batch_select_indices(idx)
+            rows, tok, live, finished = rows[idx], tok[idx], live[idx], finished[idx]
+            mask, next_pos = mask[idx], next_pos[idx]
+        # a row finished earlier gets a masked-out pad token: it changes nothing
+        tok = torch.where(live, tok, torch.full_like(tok, pad_id))
+        mask = torch.cat([mask, live.long().unsqueeze(-1)], dim=-1)
         out = model(input_ids=tok.unsqueeze(-1), attention_mask=mask,
                     position_ids=next_pos.unsqueeze(-1), use_cache=True, **kv)
         logits = out.logits[:, -1, :].float()
@@ -106,9 +145,9 @@ def sample(
     return Rollouts(
         prompt_ids=prompt_ids,
         prompt_mask=prompt_mask,
-        response_ids=torch.stack(tokens, dim=1),
-        response_mask=torch.stack(alive, dim=1).float(),
-        behaviour_logp=torch.stack(logps, dim=1),
+        response_ids=tokens[:, :width],
+        response_mask=alive[:, :width].float(),
+        behaviour_logp=logps[:, :width],
     )
 
 
@@ -126,18 +165,41 @@ def sample_batched(
 def sequence_logprobs(
     model: PreTrainedModel, ro: Rollouts, temperature: float, rows: slice | torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Log-probs of the response tokens under ``model`` (with grad if enabled), ``[n, R]``."""
+    """Log-probs of the response tokens under ``model`` (with grad if enabled), ``[n, R]``.
+
+    Rows that share their prompt with the row before (a GRPO group) share one prompt pass: its
+    KV cache is expanded to the group's rows, with gradients flowing back through it, and only
+    the response tokens run per row. Same values as one pass over prompt + response per row, up
+    to float rounding (tests/test_rollout.py)."""
     from harness.grpo import token_logprobs
 
     sel = slice(None) if rows is None else rows
     p_ids, p_mask = ro.prompt_ids[sel], ro.prompt_mask[sel]
     r_ids, r_mask = ro.response_ids[sel], ro.response_mask[sel]
-    ids = torch.cat([p_ids, r_ids], dim=1)
-    mask = torch.cat([p_mask, r_mask.long()], dim=1)
-    n_resp = r_ids.shape[1]
-    # logits at position t predict token t+1: response token j is predicted at P - 1 + j, so
-    # only the last R + 1 positions need the LM head (as TRL does); the very last predicts
-    # nothing we score. Same values as slicing full logits, without the prompt positions' cost.
-    logits = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask),
-                   logits_to_keep=n_resp + 1).logits
-    return token_logprobs(logits[:, :n_resp, :], r_ids, temperature)
+    n, n_resp = r_ids.shape
+    same = (p_ids[1:] == p_ids[:-1]).all(-1) & (p_mask[1:] == p_mask[:-1]).all(-1)
+    first = torch.cat([torch.ones(1, dtype=torch.bool), ~same])
+    owner = first.long().cumsum(0) - 1
+    u_ids, u_mask = p_ids[first], p_mask[first]
+    # trim the left padding every prompt of this slice shares
+    lead = int((u_mask.sum(0) == 0).long().cumprod(0).sum())
+    u_ids, u_mask, p_mask = u_ids[:, lead:], u_mask[:, lead:], p_mask[:, lead:]
+    cache = DynamicCache()
+    kv = {_cache_kwarg(model): cache}
+    u_pos = positions(u_mask)
+    # the prompt's last position predicts response token 0
+    out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True,
+                logits_to_keep=1, **kv)
+    first_logits = out.logits[:, -1:, :][owner]
+    if n_resp == 1:
+        return token_logprobs(first_logits, r_ids, temperature)
+    if u_ids.shape[0] != n:
+        cache.batch_select_indices(owner)
+    # response token j >= 1 is predicted at response position j - 1; the last token predicts
+    # nothing we score, so it never enters
+    mask = torch.cat([p_mask, r_mask[:, :-1].long()], dim=1)
+    pos = positions(mask)[:, p_mask.shape[1]:]
+    out = model(input_ids=r_ids[:, :-1], attention_mask=mask, position_ids=pos, use_cache=True,
+                **kv)
+    logits = torch.cat([first_logits, out.logits], dim=1)
+    return token_logprobs(logits, r_ids, temperature)

@@ -26,7 +26,7 @@ from harness.context import ContextBase
 from harness.provenance import git_commit, provenance
 from harness.records import RunRecord, folder_lock
 from harness.replay import Group, ReplayBuffer, collate, split_groups
-from harness.rollout import Rollouts, sequence_logprobs
+from harness.rollout import Rollouts, left_pad, sequence_logprobs
 from harness.tasks import Pool, load_pool
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy, get_entry
@@ -140,6 +140,8 @@ class Trainer:
         self.eval_tiers = np.array([str(q.meta.get("tier", "")) for q in eval_qs])
         self.pad_id = self.tokenizer.pad_token_id
         self.eos_ids = self._eos_ids()
+        self.eval_references = (reference_tokens(cfg, self.tokenizer, eval_qs)
+                                if cfg.eval.metric == "exact" else None)
         self.strategy = build_strategy(
             cfg.strategy_name, {k: v for k, v in cfg.strategy.items() if k != "name"},
             pool_size=len(self.pool.train), seed=cfg.seed,
@@ -460,6 +462,13 @@ class Trainer:
         """Mean reward on the held-out set (greedy, or sampled pass rate), overall and per
         difficulty tier (empty when the pool has no tiers). Off the clock."""
         e = self.cfg.eval
+        if self.eval_references is not None:
+            self.model.eval()
+            probs = exact_pass_rates(self.model, self.eval_tokens, self.eval_references,
+                                     e.temperature, self.pad_id, e.batch_size)
+            by_tier = {name: float(probs[self.eval_tiers == name].mean())
+                       for name in dict.fromkeys(self.eval_tiers.tolist()) if name}
+            return float(probs.mean()), by_tier
         tokens = [tok for tok in self.eval_tokens for _ in range(e.samples)]
         questions = [q for q in self.eval_questions for _ in range(e.samples)]
         gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, 0, 2))  # same draws each eval
@@ -590,6 +599,36 @@ class Trainer:
             "executor": "inprocess",
             **provenance(self.code_commit),
         }
+
+
+def reference_tokens(cfg: RunConfig, tokenizer: Any, questions: Sequence[Any]) -> list[list[int]]:
+    """Token ids of each question's reference response plus EOS, tokenized apart from the prompt
+    as in the warm start (the policy continues a tokenized prompt)."""
+    eos = tokenizer.eos_token_id
+    return [tokenizer(policy.reference_response(cfg.model, q), add_special_tokens=False)["input_ids"]
+            + [eos] for q in questions]
+
+
+@torch.no_grad()
+def exact_pass_rates(model: Any, prompts: Sequence[Sequence[int]],
+                     responses: Sequence[Sequence[int]], temperature: float, pad_id: int,
+                     batch_size: int) -> np.ndarray:
+    """Probability that the policy, sampling at ``temperature``, emits exactly ``responses[i]``
+    (EOS included) after ``prompts[i]``: one teacher-forced pass, no sampling noise."""
+    out = []
+    for lo in range(0, len(prompts), batch_size):
+        p_ids, p_mask = left_pad(prompts[lo:lo + batch_size], pad_id)
+        chunk = responses[lo:lo + batch_size]
+        width = max(len(r) for r in chunk)
+        r_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+        r_mask = torch.zeros((len(chunk), width))
+        for row, r in enumerate(chunk):
+            r_ids[row, :len(r)] = torch.tensor(r, dtype=torch.long)
+            r_mask[row, :len(r)] = 1.0
+        ro = Rollouts(p_ids, p_mask, r_ids, r_mask, torch.zeros_like(r_mask))
+        logp = sequence_logprobs(model, ro, temperature)
+        out.append(torch.exp((logp * r_mask).sum(-1)).double().numpy())
+    return np.concatenate(out)
 
 
 def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path, dict[str, Any]]:

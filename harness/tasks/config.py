@@ -11,7 +11,7 @@ from typing import Any
 from harness.configbase import ConfigError, check, opt
 
 SOURCES = ("reasoning_gym", "parquet")
-ANSWER_FORMATS = ("first_line", "boxed", "last_number")
+ANSWER_FORMATS = ("first_line", "boxed", "last_number", "answer_line")
 # How the reference answer is read out of its column: as is, the last \boxed{} of a worked
 # solution (MATH), or the text after the last '####' (GSM8K).
 REFERENCE_FORMATS = ("plain", "boxed", "after_hashes")
@@ -134,7 +134,8 @@ class TaskConfig:
     answer_format: str = opt(
         "first_line",
         help="how the answer is read from a completion: 'first_line' (text up to the first "
-        "newline), 'boxed' (last \\boxed{...}) or 'last_number'",
+        "newline), 'boxed' (last \\boxed{...}), 'last_number' or 'answer_line' (after the last "
+        "'Answer:', as worked solutions end)",
     )
     verifier_timeout: float = opt(
         2.0, help="seconds one answer check may take before it scores 0.0 (counted as timeout)"

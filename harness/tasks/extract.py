@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 BOXED = "\\boxed"
+ANSWER_MARKER = "Answer:"  # the last line of a worked solution (harness.tasks.traces)
 # An integer, decimal or fraction, optionally with thousands separators. A minus sign counts
 # only when it is not a binary operator ("5-3" ends in 3, not -3).
 _NUMBER = re.compile(r"(?:(?<![\w).])-)?\d+(?:,\d{3})*(?:\.\d+)?(?:/\d+)?")
@@ -16,6 +17,8 @@ def extract_answer(completion: str, fmt: str) -> str | None:
     - ``first_line``: the text up to the first newline, stripped (tiny models answer " 42\\n").
     - ``boxed``: the content of the last ``\\boxed{...}`` whose braces balance.
     - ``last_number``: the last integer, decimal or fraction, thousands separators removed.
+    - ``answer_line``: the rest of the line after the last ``Answer:`` (worked solutions end
+      in one; a response cut off before it has no answer, whatever numbers it worked out).
     """
     if fmt == "first_line":
         return _non_empty(completion.split("\n", 1)[0])
@@ -23,7 +26,13 @@ def extract_answer(completion: str, fmt: str) -> str | None:
         return last_boxed(completion)
     if fmt == "last_number":
         return last_number(completion)
-    raise ValueError(f"unknown answer format {fmt!r}; use first_line, boxed or last_number")
+    if fmt == "answer_line":
+        at = completion.rfind(ANSWER_MARKER)
+        if at == -1:
+            return None
+        return _non_empty(completion[at + len(ANSWER_MARKER):].split("\n", 1)[0])
+    raise ValueError(
+        f"unknown answer format {fmt!r}; use first_line, boxed, last_number or answer_line")
 
 
 def last_boxed(text: str) -> str | None:
