@@ -14,22 +14,80 @@ class UserError(Exception):
     """Bad input from the command line: printed as one line, exit code 2."""
 
 
+ARCHIVED_HEADER = "Archived (studies/)"
+
+
+def _pair_sections(archived: bool) -> list[tuple[str, list[str]]]:
+    """(header, pair names) of `selbench list pairs`, in order: the CPU suite (from
+    configs/suites/cpu.yaml), its real LLM, the paper's GPU pairs (model kind 'hf'), any other
+    pair of configs/pairs, and with ``archived`` the retired pairs of studies/. Torch-free."""
+    from harness import configfiles
+    from harness import suite as suites
+
+    live = configfiles.list_names("pairs", CONFIG_DIR)
+    sections: list[tuple[str, list[str]]] = []
+    listed: set[str] = set()
+    if suites.suite_path("cpu").is_file():
+        try:
+            cpu = suites.load_suite("cpu")
+        except suites.SuiteError as err:
+            raise UserError(str(err)) from None
+        frozen = f", frozen at {cpu.frozen_commit}" if cpu.frozen_commit else ""
+        head = f"CPU suite ({len(cpu.pairs)} pairs{frozen})"
+        sections.append((f"{head}: {cpu.description}" if cpu.description else head, cpu.pairs))
+        sections.append(("Real LLM on CPU (too slow on a CPU to sweep)", cpu.real_llm))
+        listed |= set(cpu.members)
+    rest = [n for n in live if n not in listed]
+    gpu = [n for n in rest if suites.pair_model_kind(n, CONFIG_DIR)[1] == "hf"]
+    sections.append(("The paper's GPU pairs", gpu))
+    sections.append(("Other pairs", [n for n in rest if n not in gpu]))
+    if archived:
+        sections.append((ARCHIVED_HEADER,
+                         [n for n in configfiles.list_archived("pairs") if n not in live]))
+    return sections
+
+
+def _list_pairs(archived: bool) -> None:
+    from harness import configfiles
+    from harness import suite as suites
+
+    blocks = []
+    for header, names in _pair_sections(archived):
+        if not names and not header.startswith("CPU suite"):
+            continue
+        lines = [header]
+        for name in names:
+            path = configfiles.find_named("pairs", name, CONFIG_DIR)
+            description = configfiles.read_yaml(path).get("description", "") if path else ""
+            model = suites.pair_model_kind(name, CONFIG_DIR)[0]
+            lines.append(f"  {name:32s} {model:18s} {description}")
+        if not names:
+            lines.append("  (none listed yet in "
+                         f"{suites.display_path(suites.suite_path('cpu'), CONFIG_DIR.parent)})")
+        blocks.append("\n".join(lines))
+    print("\n\n".join(blocks))
+
+
 def _cmd_list(args: argparse.Namespace) -> None:
-    from harness import config
+    from harness import configfiles
 
     if args.what == "pairs":
-        for name in config.list_names("pairs"):
-            data = config.read_yaml(CONFIG_DIR / "pairs" / f"{name}.yaml")
-            print(f"{name:32s} {data.get('description', '')}")
+        _list_pairs(args.archived)
     elif args.what == "strategies":
         from strategies.registry import available, get_entry
 
         for name in available():
             print(f"{name:16s} {get_entry(name).description}")
     else:
-        for name in config.list_names("models"):
-            data = config.read_yaml(CONFIG_DIR / "models" / f"{name}.yaml")
+        live = configfiles.list_names("models", CONFIG_DIR)
+        for name in live:
+            data = configfiles.read_yaml(CONFIG_DIR / "models" / f"{name}.yaml")
             print(f"{name:20s} {data.get('description', '')}")
+        archived = {n: p for n, p in configfiles.archived_files("models").items() if n not in live}
+        if args.archived and archived:
+            print(f"\n{ARCHIVED_HEADER}")
+            for name, path in archived.items():
+                print(f"  {name:18s} {configfiles.read_yaml(path).get('description', '')}")
 
 
 def _cmd_models_build(args: argparse.Namespace) -> None:
@@ -142,6 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ls = sub.add_parser("list", help="list pairs, strategies or models")
     ls.add_argument("what", choices=["pairs", "strategies", "models"])
+    ls.add_argument("--archived", action="store_true",
+                    help="pairs and models: also the retired ones archived under studies/")
     ls.set_defaults(func=_cmd_list)
 
     models = sub.add_parser("models", help="build models")
@@ -204,7 +264,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sw = sub.add_parser("sweep", help="run every pair x strategy x seed of a sweep file "
                         "(skips finished runs, resumes interrupted ones)")
-    sw.add_argument("file", help="configs/sweeps/NAME.yaml, or just NAME")
+    sw.add_argument("file", help="a sweep file's path (e.g. studies/dots-b32/dots-b32.yaml), "
+                    "or NAME for configs/sweeps/NAME.yaml")
     sw.add_argument("--executor", choices=["local", "ray"], default="local",
                     help="local: child processes here; ray: Ray tasks (pip install 'selbench[ray]')")
     sw.add_argument("--address", default=None,

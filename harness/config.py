@@ -3,7 +3,9 @@
 Layering, later wins: ``configs/base.yaml`` < ``configs/pairs/<pair>.yaml`` <
 ``configs/strategies/<strategy>.yaml`` < ``--set key=value`` overrides. A pair names its model
 (``model: tiny-a``), which is replaced by ``configs/models/<name>.yaml`` so that the resolved
-config written into every run folder says everything that determines the run.
+config written into every run folder says everything that determines the run. A pair or model
+missing from ``configs/`` is looked up in the archive, ``studies/*/configs/`` (retired pairs and
+the studies run on them; :mod:`harness.configfiles`), and resolves as it did before it moved.
 
 Unknown keys, wrong types and out-of-range values raise :class:`ConfigError` before any work
 starts, naming the dotted field, the bad value and what is allowed.
@@ -26,7 +28,9 @@ from typing import Any
 
 import yaml
 
+from harness import configfiles
 from harness.configbase import ConfigError, check, opt
+from harness.configfiles import read_yaml
 from harness.executors.config import ExecutorConfig
 from harness.models.tiny import TinyModelSpec
 from harness.paths import CONFIG_DIR
@@ -410,28 +414,26 @@ def deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def read_yaml(path: Path) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ConfigError(str(path), "<unparsable>", f"not valid YAML: {err}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(str(path), data, "a config file must be a mapping")
-    return data
-
-
 def list_names(kind: str, config_dir: Path = CONFIG_DIR) -> list[str]:
-    return sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
+    """Names of the live configs of ``kind`` (``config_dir/<kind>/*.yaml``), sorted."""
+    return configfiles.list_names(kind, config_dir)
+
+
+def list_archived(kind: str) -> list[str]:
+    """Names of the archived configs of ``kind`` (``studies/*/configs/<kind>/*.yaml``), sorted."""
+    return configfiles.list_archived(kind)
 
 
 def _named_yaml(kind: str, name: str, field_name: str, config_dir: Path) -> dict[str, Any]:
-    path = config_dir / kind / f"{name}.yaml"
-    if not path.exists():
+    """``config_dir/<kind>/<name>.yaml``, else the archived one (harness.configfiles)."""
+    found = configfiles.find_named(kind, name, config_dir)
+    if found is None:
+        path = config_dir / kind / f"{name}.yaml"
         names = list_names(kind, config_dir)
-        close = difflib.get_close_matches(name, names, n=1)
+        close = difflib.get_close_matches(name, [*names, *list_archived(kind)], n=1)
         hint = f"did you mean '{close[0]}'?" if close else f"available: {', '.join(names)}"
         raise ConfigError(field_name, name, f"no {path.relative_to(config_dir.parent)}; {hint}")
-    return read_yaml(path)
+    return read_yaml(found)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

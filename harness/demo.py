@@ -1,6 +1,6 @@
 """``selbench demo``: the CPU demo comparison, ending in a speedup figure and table.
 
-The demo is the sweep ``configs/sweeps/demo.yaml`` (one CPU pair at batch 32, plain GRPO with
+The demo is the sweep ``studies/demo-tiny-c/demo.yaml`` (one CPU pair at batch 32, plain GRPO with
 uniform selection against DOTS, two seeds) run on this machine, then ``selbench report`` on its
 records. ``--with-replay`` adds the same DOTS with rollout replay (two more runs): on CPU replay
 saves little time (generation is about a quarter of a step) and in the dots-b32 study its best
@@ -26,7 +26,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEMO_SWEEP = "demo"
+from harness.paths import PROJECT_ROOT
+
+# for now the archived demo on tiny-c-arith (studies/demo-tiny-c)
+DEMO_SWEEP = str(PROJECT_ROOT / "studies" / "demo-tiny-c" / "demo.yaml")
 # --quick: a smoke test of the whole path in a minute or two (numbers mean nothing)
 QUICK_SET = ["train.steps=4", "eval.every=2", "eval.max_questions=64",
              "predictor.fit.policy_steps=[0,1,2]", "predictor.fit.questions=128",

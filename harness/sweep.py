@@ -1,6 +1,7 @@
 """Sweeps: a YAML file of pairs x strategies x seeds, expanded into validated run configs.
 
-A sweep file (``configs/sweeps/<name>.yaml``)::
+A sweep file (``configs/sweeps/<name>.yaml``, or any path: the archived studies' sweeps are
+``studies/<study>/<name>.yaml``)::
 
     description: one line
     pairs: [tiny-b-chainsum, tiny-a-mixed]
@@ -28,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness import config, paths
+from harness import config, configfiles, paths
 from harness.config import RunConfig
 from harness.configbase import ConfigError, check, opt
 
@@ -125,17 +126,26 @@ class Plan:
 
 
 def find_sweep_file(name_or_path: str, config_dir: Path | None = None) -> Path:
-    """A path as given, or a bare name looked up as ``configs/sweeps/<name>.yaml``."""
+    """A path as given (relative to the working folder, else to the project, so that
+    ``studies/<study>/<sweep>.yaml`` works from anywhere), or a bare name looked up as
+    ``configs/sweeps/<name>.yaml``. Archived sweeps (``studies/*/*.yaml``) are run by path."""
     config_dir = config_dir or paths.CONFIG_DIR
     path = Path(name_or_path)
-    if path.exists():
+    if path.is_file():
         return path
+    if not path.is_absolute() and (paths.PROJECT_ROOT / path).is_file():
+        return paths.PROJECT_ROOT / path
     named = config_dir / "sweeps" / f"{name_or_path}.yaml"
     if "/" not in name_or_path and named.exists():
         return named
     names = config.list_names("sweeps", config_dir)
-    close = difflib.get_close_matches(path.stem, names, n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"available: {', '.join(names) or 'none'}"
+    # a live name is offered as itself, an archived sweep by the path that runs it
+    offers = {n: n for n in names}
+    for a in sorted(configfiles.ARCHIVE_DIR.glob("*/*.yaml")):
+        offers.setdefault(a.stem, str(a.relative_to(configfiles.ARCHIVE_DIR.parent)))
+    close = difflib.get_close_matches(path.stem, list(offers), n=1)
+    hint = (f"did you mean '{offers[close[0]]}'?" if close
+            else f"available: {', '.join(names) or 'none'}")
     raise SweepError(f"no sweep file '{name_or_path}' (nor {named}); {hint}")
 
 

@@ -30,12 +30,110 @@ def _one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> None:
         assert needle in lines[0], lines[0]
 
 
+def _sections(stdout: str) -> dict[str, list[str]]:
+    """`selbench list pairs` output -> header -> the pair names under it."""
+    out = {}
+    for block in stdout.strip().split("\n\n"):
+        header, *lines = block.splitlines()
+        out[header] = [ln.split()[0] for ln in lines if not ln.strip().startswith("(")]
+    return out
+
+
 def test_list_pairs_and_strategies() -> None:
     pairs = _cli("list", "pairs")
-    assert pairs.returncode == 0
-    assert len(pairs.stdout.strip().splitlines()) == len(config.list_names("pairs"))
+    assert pairs.returncode == 0, pairs.stderr
+    # every pair of configs/pairs is listed exactly once, under one section
+    listed = [n for names in _sections(pairs.stdout).values() for n in names]
+    assert sorted(listed) == config.list_names("pairs")
     names = [line.split()[0] for line in _cli("list", "strategies").stdout.splitlines()]
     assert {"uniform", "oracle"} <= set(names)
+
+
+def test_archived_pair_and_model_resolve_by_name(config_dir: Path) -> None:
+    assert "tiny-c-arith" in config.list_archived("pairs")
+    assert "tiny-c" in config.list_archived("models")
+    assert "tiny-c-arith" not in config.list_names("pairs")  # out of the way ...
+    cfg = config.resolve("tiny-c-arith", "uniform", seed=0)  # ... but runnable
+    assert cfg.pair == "tiny-c-arith" and cfg.model.name == "tiny-c" and cfg.model.kind == "tiny"
+    # from another config tree too (the archive is the project's); a typo gets the archived name
+    assert config.resolve("tiny-c-arith", "uniform", config_dir=config_dir).model.name == "tiny-c"
+    with pytest.raises(ConfigError, match="did you mean 'tiny-c-arith'"):
+        config.resolve("tiny-c-arth", "uniform", config_dir=config_dir)
+
+
+def test_a_live_config_shadows_the_archived_one(tmp_path: Path) -> None:
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "tiny-c.yaml").write_text("kind: hf\npath: some/model\n")
+    cfg = config.resolve("tiny-c-arith", "uniform", config_dir=tmp_path)  # the archived pair ...
+    assert cfg.model.kind == "hf" and cfg.model.path == "some/model"  # ... with the live model
+
+
+def _suite_tree(root: Path, pairs: list[str], real_llm: list[str]) -> Path:
+    """A configs/ tree with a tiny, an smollm2 and an hf model, five pairs and a suite file."""
+    configs = root / "configs"
+    for sub in ("models", "pairs", "suites"):
+        (configs / sub).mkdir(parents=True)
+    for name, kind in (("m-tiny", "tiny"), ("m-small", "smollm2"), ("m-gpu", "hf")):
+        (configs / "models" / f"{name}.yaml").write_text(f"kind: {kind}\ndescription: {name}\n")
+    for name, model in (("s-one", "m-tiny"), ("s-two", "m-tiny"), ("llm", "m-small"),
+                        ("gpu", "m-gpu"), ("odd", "m-tiny")):
+        (configs / "pairs" / f"{name}.yaml").write_text(f"model: {model}\ndescription: {name} pair\n")
+    (configs / "suites" / "cpu.yaml").write_text(
+        f"name: cpu\ndescription: test suite\npairs: {pairs}\nreal_llm: {real_llm}\n"
+        "frozen_commit: null\n")
+    return configs
+
+
+def test_list_pairs_sections_and_archived_flag(tmp_path: Path) -> None:
+    configs = _suite_tree(tmp_path, ["s-two", "s-one"], ["llm"])
+    plain = _cli("list", "pairs", config_dir=configs)
+    assert plain.returncode == 0, plain.stderr
+    sections = _sections(plain.stdout)
+    assert list(sections) == ["CPU suite (2 pairs): test suite", "Real LLM on CPU (too slow on "
+                              "a CPU to sweep)", "The paper's GPU pairs", "Other pairs"]
+    assert list(sections.values()) == [["s-two", "s-one"], ["llm"], ["gpu"], ["odd"]]
+    assert "s-two                            m-tiny             s-two pair" in plain.stdout
+    archived = _cli("list", "pairs", "--archived", config_dir=configs)
+    sections = _sections(archived.stdout)
+    assert list(sections)[-1] == "Archived (studies/)"
+    assert set(config.list_archived("pairs")) == set(sections["Archived (studies/)"])
+    assert "tiny-c-arith" in sections["Archived (studies/)"]
+    assert "tiny-c-arith" not in plain.stdout
+    models = _cli("list", "models", "--archived", config_dir=configs)
+    assert models.returncode == 0 and "Archived (studies/)" in models.stdout
+    assert "tiny-c " in models.stdout and "tiny-c " not in _cli("list", "models").stdout
+
+
+def test_list_pairs_unknown_suite_pair_is_one_line(tmp_path: Path) -> None:
+    configs = _suite_tree(tmp_path, ["s-one", "nope"], ["llm"])
+    _one_line_error(_cli("list", "pairs", config_dir=configs), "configs/suites/cpu.yaml", "nope")
+    # an archived pair is not a suite member
+    (configs / "suites" / "cpu.yaml").write_text("pairs: [tiny-c-arith]\n")
+    _one_line_error(_cli("list", "pairs", config_dir=configs), "configs/suites/cpu.yaml",
+                    "tiny-c-arith", "studies/tiny-pairs")
+
+
+def test_project_suite_file_names_live_pairs() -> None:
+    from harness import suite
+
+    cpu = suite.load_suite("cpu")  # raises on a name missing from configs/pairs
+    assert cpu.name == "cpu" and set(cpu.members) <= set(config.list_names("pairs"))
+
+
+def test_listing_imports_no_torch(tmp_path: Path) -> None:
+    configs = _suite_tree(tmp_path, ["s-one"], ["llm"])
+    code = ("import sys\nfrom harness import cli\n"
+            "for what in ('pairs', 'models'):\n"
+            "    assert cli.main(['list', what, '--archived']) == 0\n"
+            "heavy = [m for m in ('torch', 'transformers') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    for tree in (None, configs):  # the project's configs and a test tree
+        env = dict(os.environ)
+        if tree is not None:
+            env["SELBENCH_CONFIG_DIR"] = str(tree)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
 
 
 def test_unknown_pair(config_dir: Path) -> None:

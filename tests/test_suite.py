@@ -1,8 +1,12 @@
-"""The CPU suite: six pairs that validate, and (slow) the pass-rate spread they were tuned for.
+"""The RETIRED CPU suite (v1): six pairs that validate, and (slow) the pass-rate spread they
+were tuned for.
 
-The suite is the pair list of ``configs/sweeps/cpu-suite.yaml``; other CPU pairs (the DOTS
-study's pairs with warm-start slips, which trade always-solved questions for room to improve)
-are configs too but not suite members.
+These tests check the retired suite, the pair list of the archived sweep
+``studies/cpu-suite-v1/cpu-suite.yaml`` (its tiny pairs now live in
+``studies/tiny-pairs/configs/pairs/`` and still resolve by name); the new suite is
+``configs/suites/cpu.yaml`` and has tests of its own. Other CPU pairs (the DOTS study's pairs
+with warm-start slips, which trade always-solved questions for room to improve) are configs too
+but not suite members.
 """
 
 from __future__ import annotations
@@ -10,8 +14,11 @@ from __future__ import annotations
 import pytest
 
 from harness import config, sweep
+from harness.paths import PROJECT_ROOT
 
-CPU_PAIRS = sweep.load_spec(sweep.find_sweep_file("cpu-suite")).pairs
+# the retired suite (v1), not the new one
+RETIRED_SUITE = PROJECT_ROOT / "studies" / "cpu-suite-v1" / "cpu-suite.yaml"
+CPU_PAIRS = sweep.load_spec(RETIRED_SUITE).pairs
 TINY_PAIRS = [p for p in CPU_PAIRS if p.startswith("tiny-")]
 # the paper's own pairs (GPU, kind 'hf' models) are tested in test_openrlhf.py
 
@@ -19,7 +26,7 @@ TINY_PAIRS = [p for p in CPU_PAIRS if p.startswith("tiny-")]
 def test_six_pairs_validate_and_mirror_the_paper_structure() -> None:
     pairs = CPU_PAIRS
     assert len(pairs) == 6
-    assert set(pairs) <= set(config.list_names("pairs"))
+    assert set(pairs) <= set(config.list_names("pairs")) | set(config.list_archived("pairs"))
     models = {}
     for name in pairs:
         cfg = config.resolve(name, "uniform", seed=0)
@@ -42,7 +49,7 @@ def test_base_policy_has_the_spread_of_real_math_rl(pair: str) -> None:
 
 
 def test_every_cpu_pair_validates() -> None:
-    # suite members or not, every pair config that is not a GPU pair resolves
-    for name in config.list_names("pairs"):
+    # suite members or not, every pair config that is not a GPU pair resolves, archived ones too
+    for name in [*config.list_names("pairs"), *config.list_archived("pairs")]:
         if not name.startswith("qwen"):
             assert config.resolve(name, "uniform", seed=0).pair == name

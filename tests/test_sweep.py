@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import fcntl
 import json
 import os
@@ -17,10 +18,14 @@ import pytest
 import yaml
 
 from harness import config, sweep, sweep_exec, trainer
+from harness.paths import PROJECT_ROOT
 from harness.records import RunRecord
 from harness.sweep import BUSY, FINISHED, NEW, RESUME, SweepError
 
 ORACLE = {"name": "oracle", "set": ["strategy.candidates=32", "strategy.samples=4"]}
+# the retired CPU suite (v1), archived with its sweeps in studies/cpu-suite-v1
+STUDIES = PROJECT_ROOT / "studies"
+RETIRED_SUITE = STUDIES / "cpu-suite-v1" / "cpu-suite.yaml"
 CPU_PAIRS = ["tiny-a-chainsum", "tiny-a-equations", "tiny-a-mixed", "tiny-b-arith",
              "tiny-b-chainsum", "smollm2-arith"]
 SMALL = ["train.steps=2", "train.threads=1", "eval.every=2", "eval.max_questions=8"]
@@ -155,16 +160,40 @@ def test_missing_predictor_stops_the_sweep_before_it_starts(sweep_configs, tmp_p
     assert not (tmp_path / "runs").exists() and not (tmp_path / "sweeps").exists()
 
 
-def test_find_sweep_file_by_name_and_suite_files() -> None:
-    assert sweep.find_sweep_file("quick").name == "quick.yaml"
+def test_find_sweep_file_by_name_and_suite_files(tmp_path, monkeypatch) -> None:
+    configs = tmp_path / "configs"
+    (configs / "sweeps").mkdir(parents=True)
+    shutil.copy(STUDIES / "cpu-suite-v1" / "quick.yaml", configs / "sweeps" / "quick.yaml")
+    assert sweep.find_sweep_file("quick", configs).name == "quick.yaml"
     with pytest.raises(SweepError, match="did you mean 'quick'"):
-        sweep.find_sweep_file("quik")
-    suite = sweep.load_spec(sweep.find_sweep_file("cpu-suite"))
-    assert suite.pairs == CPU_PAIRS and set(CPU_PAIRS) <= set(config.list_names("pairs"))
+        sweep.find_sweep_file("quik", configs)
+    # an archived sweep runs by its path, relative to the project from any folder; its bare
+    # name (no longer in configs/sweeps) gets that path as the hint
+    monkeypatch.chdir(tmp_path)
+    assert sweep.find_sweep_file("studies/cpu-suite-v1/cpu-suite.yaml") == RETIRED_SUITE
+    with pytest.raises(SweepError, match="did you mean 'studies/cpu-suite-v1/cpu-suite.yaml'"):
+        sweep.find_sweep_file("cpu-suite", tmp_path / "empty")
+    # the retired suite's sweep file, archived
+    suite = sweep.load_spec(RETIRED_SUITE)
+    assert suite.pairs == CPU_PAIRS
+    assert set(CPU_PAIRS) <= set(config.list_names("pairs")) | set(config.list_archived("pairs"))
     assert [(s.name, s.replay) for s in suite.strategies] == [
         ("uniform", None), ("dots", None), ("dots", True), ("oracle", None), ("dapo", None),
         ("greso", None), ("mopps", None)]
     assert suite.seeds == [0, 1, 2] and "train.threads=1" in suite.overrides
+
+
+def test_archived_sweeps_validate_and_keep_their_run_ids() -> None:
+    """Every sweep of studies/ still expands (its archived pairs and models resolve by name),
+    and into the very run ids of the study's kept reports: moving the files changed no run."""
+    for study in sorted(p for p in STUDIES.iterdir() if p.is_dir()):
+        files = sorted(study.glob("*.yaml"))
+        ids = {r.run_id for f in files for r in sweep.expand(sweep.load_spec(f))}
+        for runs in sorted(study.glob("kept/*/runs.csv")):
+            if runs.parent.name == "dots-study":
+                continue  # recorded at f77b0c1, before config fields that changed its ids
+            kept = {row["run_id"] for row in csv.DictReader(runs.read_text().splitlines())}
+            assert kept and kept <= ids, (runs, sorted(kept - ids)[:3])
 
 
 def test_default_workers_one_per_core_per_thread(sweep_configs, tmp_path) -> None:

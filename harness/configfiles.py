@@ -1,0 +1,58 @@
+"""Where named config files live, and how they are read: torch-free, for listings and the CLI.
+
+A pair or model ``NAME`` of kind ``pairs`` / ``models`` is ``<config_dir>/<kind>/NAME.yaml``;
+failing that, the archive of retired configs: ``<project>/studies/*/configs/<kind>/NAME.yaml``
+(the folders in sorted order, the first match wins). Archived configs resolve exactly as they
+did in ``configs/``, so their runs keep their ids, but listings leave them out unless asked.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.configbase import ConfigError
+from harness.paths import PROJECT_ROOT
+
+# studies of retired pairs; each may hold configs/<kind>/<name>.yaml beside its sweeps and reports
+ARCHIVE_DIR = PROJECT_ROOT / "studies"
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(str(path), "<unparsable>", f"not valid YAML: {err}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), data, "a config file must be a mapping")
+    return data
+
+
+def list_names(kind: str, config_dir: Path) -> list[str]:
+    """Names of ``<config_dir>/<kind>/*.yaml`` (the live configs), sorted."""
+    return sorted(p.stem for p in (config_dir / kind).glob("*.yaml"))
+
+
+def archived_files(kind: str, archive_dir: Path | None = None) -> dict[str, Path]:
+    """Archived name -> file, from ``studies/*/configs/<kind>/*.yaml``; deterministic: the
+    files in sorted order, the first of a name wins."""
+    root = ARCHIVE_DIR if archive_dir is None else archive_dir
+    out: dict[str, Path] = {}
+    for path in sorted(root.glob(f"*/configs/{kind}/*.yaml")):
+        out.setdefault(path.stem, path)
+    return out
+
+
+def list_archived(kind: str, archive_dir: Path | None = None) -> list[str]:
+    """Names of the archived configs of ``kind`` (``pairs``, ``models``), sorted."""
+    return sorted(archived_files(kind, archive_dir))
+
+
+def find_named(kind: str, name: str, config_dir: Path) -> Path | None:
+    """The file of ``name``: the live one in ``config_dir`` first, then the archive; or None."""
+    path = config_dir / kind / f"{name}.yaml"
+    if path.exists():
+        return path
+    return archived_files(kind).get(name)

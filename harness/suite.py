@@ -1,0 +1,119 @@
+"""The CPU suite's membership: ``configs/suites/<name>.yaml``, read without torch.
+
+A suite file::
+
+    name: cpu
+    description: one line
+    pairs: [name, ...]          # the suite's pairs, in display order
+    real_llm: [smollm2-arith]    # listed apart: too slow on a CPU to sweep
+    frozen_commit: null          # the commit that froze the suite (set when frozen)
+
+Every name must be a pair of ``configs/pairs/`` (archived pairs, ``studies/*/configs/pairs``,
+are not suite members). ``selbench list pairs`` shows the suite first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import configfiles, paths
+from harness.configbase import ConfigError
+
+SUITE_KEYS = ("name", "description", "pairs", "real_llm", "frozen_commit")
+
+
+class SuiteError(ValueError):
+    """A bad suite file: one line naming the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    description: str
+    pairs: list[str]
+    real_llm: list[str]
+    frozen_commit: str | None
+    path: Path
+
+    @property
+    def members(self) -> list[str]:
+        """Every pair the suite file names: ``pairs`` then ``real_llm``."""
+        return [*self.pairs, *self.real_llm]
+
+
+def suite_path(name: str = "cpu", config_dir: Path | None = None) -> Path:
+    return (config_dir or paths.CONFIG_DIR) / "suites" / f"{name}.yaml"
+
+
+def display_path(path: Path, base: Path) -> str:
+    """``path`` relative to ``base`` (e.g. ``configs/suites/cpu.yaml`` for the config tree's
+    parent), else as it is."""
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
+def _names(raw: Any, key: str, where: str) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(n, str) and n for n in raw):
+        raise SuiteError(f"{where}: '{key}' must be a list of pair names, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise SuiteError(f"{where}: '{key}' lists a pair twice: {raw!r}")
+    return list(raw)
+
+
+def load_suite(name: str = "cpu", config_dir: Path | None = None,
+               check_pairs: bool = True) -> Suite:
+    """Read and check a suite file; with ``check_pairs`` every named pair must exist."""
+    config_dir = config_dir or paths.CONFIG_DIR
+    path = suite_path(name, config_dir)
+    where = display_path(path, config_dir.parent)
+    if not path.is_file():
+        raise SuiteError(f"no suite file {where}")
+    try:
+        data = configfiles.read_yaml(path)
+    except ConfigError as err:
+        raise SuiteError(f"{where}: {err.allowed}") from None
+    unknown = sorted(set(data) - set(SUITE_KEYS))
+    if unknown:
+        raise SuiteError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: "
+                         f"{', '.join(SUITE_KEYS)}")
+    pairs = _names(data.get("pairs"), "pairs", where)
+    real_llm = _names(data.get("real_llm"), "real_llm", where)
+    both = sorted(set(pairs) & set(real_llm))
+    if both:
+        raise SuiteError(f"{where}: {', '.join(both)} listed in both 'pairs' and 'real_llm'")
+    frozen = data.get("frozen_commit")
+    if frozen is not None and not isinstance(frozen, str):
+        raise SuiteError(f"{where}: 'frozen_commit' must be a commit hash or null, got {frozen!r}")
+    suite = Suite(name=str(data.get("name", name)), description=str(data.get("description", "")),
+                  pairs=pairs, real_llm=real_llm, frozen_commit=frozen, path=path)
+    if check_pairs:
+        live = set(configfiles.list_names("pairs", config_dir))
+        for pair in suite.members:
+            if pair not in live:
+                archived = configfiles.archived_files("pairs").get(pair)
+                why = (f" (archived in {display_path(archived, paths.PROJECT_ROOT)}; suite pairs "
+                       "live in configs/pairs)" if archived else "")
+                missing = display_path(config_dir / "pairs" / f"{pair}.yaml", config_dir.parent)
+                raise SuiteError(f"{where}: pair '{pair}' has no {missing}{why}")
+    return suite
+
+
+def pair_model_kind(pair: str, config_dir: Path | None = None) -> tuple[str, str]:
+    """(model name, model kind) of a pair, from its YAML and its model's, without resolving
+    the whole config (no torch). Kind 'tiny' when unstated, as in ModelConfig."""
+    config_dir = config_dir or paths.CONFIG_DIR
+    path = configfiles.find_named("pairs", pair, config_dir)
+    if path is None:
+        return "", ""
+    model = configfiles.read_yaml(path).get("model", "")
+    if isinstance(model, dict):
+        return str(model.get("name", "")), str(model.get("kind", "tiny"))
+    model_file = configfiles.find_named("models", str(model), config_dir) if model else None
+    kind = configfiles.read_yaml(model_file).get("kind", "tiny") if model_file else ""
+    return str(model), str(kind)
