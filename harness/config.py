@@ -103,7 +103,9 @@ class TrainConfig:
     batch_size: int = opt(32, "prompts per step (B)")
     group_size: int = opt(8, "samples per prompt (G)")
     mini_batch_size: int = opt(32, "prompts per optimizer step; must divide batch_size")
-    micro_batch_size: int = opt(256, "sequences per forward/backward chunk (memory only, no effect on math)")
+    micro_batch_size: int = opt(256, "sequences per forward/backward chunk; whole groups of similar "
+                                "response length go together, so smaller chunks pad less (speed "
+                                "and memory only, no effect on the math)")
     lr: float = opt(1e-4, "AdamW learning rate (constant after warm-up)")
     warmup_steps: int = opt(0, "linear learning-rate warm-up over this many GRPO steps (0: constant "
                             "from the start); Adam's first updates are sign-like and jolt tiny models")

@@ -47,6 +47,16 @@ def probe(cfg: RunConfig, max_questions: int = 512, progress: bool = True) -> di
     }
 
 
+def held_out_accuracy(cfg: RunConfig) -> float:
+    """The base policy's held-out accuracy under ``cfg.eval`` (e.g. a sampled pass rate to set
+    beside the exact metric)."""
+    from harness.trainer import Trainer
+
+    with tempfile.TemporaryDirectory() as tmp:
+        acc, _ = Trainer(cfg, Path(tmp) / "probe", progress=False).evaluate()
+    return acc
+
+
 def format_row(row: dict[str, Any]) -> str:
     return (f"{row['pair']}: mean pass rate {row['mean_pass_rate']:.3f}, never solved "
             f"{row['never_solved']:.1%}, always solved {row['always_solved']:.1%}, informative "

@@ -171,11 +171,44 @@ def sequence_logprobs(
     KV cache is expanded to the group's rows, with gradients flowing back through it, and only
     the response tokens run per row. Same values as one pass over prompt + response per row, up
     to float rounding (tests/test_rollout.py)."""
-    from harness.grpo import token_logprobs
-
     sel = slice(None) if rows is None else rows
     p_ids, p_mask = ro.prompt_ids[sel], ro.prompt_mask[sel]
     r_ids, r_mask = ro.response_ids[sel], ro.response_mask[sel]
+    full = r_ids.shape[1]
+    # padding past the longest response of these rows is never computed (zeros come back there)
+    width = max(1, int(r_mask.sum(1).max())) if r_mask.numel() else full
+    r_ids, r_mask = r_ids[:, :width], r_mask[:, :width]
+    logp = _shared_prefix_logprobs(model, p_ids, p_mask, r_ids, r_mask, temperature)
+    return torch.nn.functional.pad(logp, (0, full - width)) if width < full else logp
+
+
+def length_buckets(ro: Rollouts, lo: int, hi: int, group: int, max_rows: int) -> list[torch.Tensor]:
+    """Rows ``lo:hi`` cut into micro-batches of whole groups of similar response length.
+
+    A micro-batch costs its row count times its longest response; sorting groups by length
+    before cutting keeps short responses out of long ones' padding. Each micro-batch holds at
+    most ``max_rows`` rows (at least one group) and its groups stay contiguous, so prompts are
+    still shared. Which rows go together changes float rounding only, never the math: the loss
+    is a token-weighted mean over the whole mini-batch."""
+    lengths = ro.response_mask[lo:hi].sum(1)
+    n_groups = (hi - lo) // group
+    if n_groups * group != hi - lo:  # rows are not whole groups: plain contiguous chunks
+        return [torch.arange(i, min(i + max_rows, hi)) for i in range(lo, hi, max_rows)]
+    longest = lengths.reshape(n_groups, group).max(1).values
+    order = sorted(range(n_groups), key=lambda k: (float(longest[k]), k))
+    per = max(1, max_rows // group)
+    out = []
+    for i in range(0, n_groups, per):
+        rows = [lo + k * group + j for k in order[i:i + per] for j in range(group)]
+        out.append(torch.tensor(rows, dtype=torch.long))
+    return out
+
+
+def _shared_prefix_logprobs(model: PreTrainedModel, p_ids: torch.Tensor, p_mask: torch.Tensor,
+                            r_ids: torch.Tensor, r_mask: torch.Tensor,
+                            temperature: float) -> torch.Tensor:
+    from harness.grpo import token_logprobs
+
     n, n_resp = r_ids.shape
     same = (p_ids[1:] == p_ids[:-1]).all(-1) & (p_mask[1:] == p_mask[:-1]).all(-1)
     first = torch.cat([torch.ones(1, dtype=torch.bool), ~same])

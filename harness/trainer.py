@@ -26,7 +26,7 @@ from harness.context import ContextBase
 from harness.provenance import git_commit, provenance
 from harness.records import RunRecord, folder_lock
 from harness.replay import Group, ReplayBuffer, collate, split_groups
-from harness.rollout import Rollouts, left_pad, sequence_logprobs
+from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs
 from harness.tasks import Pool, load_pool
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy, get_entry
@@ -420,8 +420,7 @@ class Trainer:
             mini_tokens = ro.response_mask[lo:hi].sum().clamp(min=1)
             self.optimizer.zero_grad(set_to_none=True)
             mini_loss = 0.0
-            for s in self._micro_slices(hi - lo):
-                rows = slice(lo + s.start, lo + s.stop)
+            for rows in length_buckets(ro, lo, hi, g, t.micro_batch_size):
                 mask = ro.response_mask[rows]
                 logp = sequence_logprobs(self.model, ro, t.temperature, rows)
                 old = logp.detach() if old_logp is None else old_logp[rows]
