@@ -188,6 +188,19 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return sweep_exec.exit_code(outcomes)
 
 
+def _cmd_suite_check(args: argparse.Namespace) -> None:
+    from harness import suite, suite_check
+
+    pairs = args.pair or suite.load_suite(args.suite).pairs
+    if not pairs:
+        raise UserError(f"suite {args.suite!r} lists no pairs; give --pair NAME or a pair file")
+    results = Path(args.results).resolve()
+    rows = suite_check.check(pairs, args.seeds, results, args.workers, progress=not args.quiet)
+    out = suite_check.write(rows, results)
+    print(out.read_text(), end="")
+    print(out)
+
+
 def _cmd_demo(args: argparse.Namespace) -> None:
     from harness import demo
 
@@ -279,6 +292,20 @@ def build_parser() -> argparse.ArgumentParser:
                     help="skip runs another process is writing instead of waiting for them")
     sw.add_argument("--quiet", action="store_true", help="no progress bar")
     sw.set_defaults(func=_cmd_sweep)
+
+    su = sub.add_parser("suite", help="the CPU suite: check its pairs against the regime criteria")
+    susub = su.add_subparsers(dest="action", required=True)
+    sc = susub.add_parser("check", help="probe each pair and run uniform on several seeds, then "
+                          "print the criteria table (resumable; only uniform runs)")
+    sc.add_argument("--suite", default="cpu", help="suite file configs/suites/NAME.yaml")
+    sc.add_argument("--pair", action="append", default=None,
+                    help="check this pair (a name or a pair .yaml file) instead of the suite's; "
+                    "repeatable")
+    sc.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sc.add_argument("--results", default=str(results_dir() / "suite-check"))
+    sc.add_argument("--workers", type=int, default=None, help="runs at once (default: cores)")
+    sc.add_argument("--quiet", action="store_true")
+    sc.set_defaults(func=_cmd_suite_check)
 
     demo = sub.add_parser("demo", help="the CPU demo comparison")
     demo.add_argument("--results", default=str(results_dir() / "demo"))

@@ -438,6 +438,23 @@ def _named_yaml(kind: str, name: str, field_name: str, config_dir: Path) -> dict
     return read_yaml(found)
 
 
+def _with_includes(layer: dict[str, Any], config_dir: Path) -> dict[str, Any]:
+    """A pair file's ``include: [tasks/NAME, ...]`` (files under configs/, ``.yaml`` optional)
+    merged under it in order, so a task block shared by several pairs lives once."""
+    names = layer.pop("include", [])
+    names = [names] if isinstance(names, str) else names
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError("include", names, "a list of files under configs/, e.g. [tasks/chainsum]")
+    merged: dict[str, Any] = {}
+    for name in names:
+        path = config_dir / (name if name.endswith(".yaml") else f"{name}.yaml")
+        if not path.is_file():
+            raise ConfigError("include", name, f"no {path}; includes are paths under "
+                              f"{config_dir.name}/, e.g. tasks/chainsum")
+        merged = deep_merge(merged, _with_includes(read_yaml(path), config_dir))
+    return deep_merge(merged, layer)
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b=value`` -> (['a', 'b'], value parsed as YAML so numbers and lists work)."""
     if "=" not in text:
@@ -477,7 +494,18 @@ def resolve(
 ) -> RunConfig:
     """Compose and validate a run config from the layered YAML files and overrides."""
     data = read_yaml(config_dir / "base.yaml") if (config_dir / "base.yaml").exists() else {}
-    data = deep_merge(data, _named_yaml("pairs", pair, "pair", config_dir))
+    if pair.endswith((".yaml", ".yml")):
+        # a pair file given by path (a user's own pair): its name is the file's stem, and its
+        # runs land under --results like any other (the path never enters the run folder)
+        path = Path(pair).expanduser()
+        if not path.is_file():
+            raise ConfigError("pair", pair, "no such file; give a pair name (`selbench list "
+                              "pairs`) or the path of a pair .yaml file")
+        data = deep_merge(data, _with_includes(read_yaml(path), config_dir))
+        pair = path.stem
+    else:
+        data = deep_merge(data, _with_includes(_named_yaml("pairs", pair, "pair", config_dir),
+                                               config_dir))
     data["pair"] = pair
     if strategy is not None:
         from strategies.registry import get_entry
