@@ -22,9 +22,11 @@ resumes interrupted runs from their checkpoints.
 from __future__ import annotations
 
 import dataclasses
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from harness.paths import PROJECT_ROOT
 
@@ -117,11 +119,41 @@ def main(results: Path, quick: bool = False, workers: int = 2, with_replay: bool
         raise unfinished
 
     out = results / "report"
-    _, written = report.report(results, out)
+    analysis, written = report.report(results, out)
     table1 = out / "table1.md"
     print(table1.read_text() if table1.is_file() else "")
+    lines = verdict(analysis.pairs, level=analysis.level)
+    (out / "verdict.txt").write_text("\n".join(lines) + "\n")
+    for line in lines:
+        print(line)
     for path in written:
         if path.suffix == ".png":
             print(f"figure: {path}")
     print(f"report: {out}")
     return out
+
+
+def verdict(pairs: Any, level: float = 0.95, baseline: str = "uniform") -> list[str]:
+    """One plain sentence per strategy: its speedup over uniform with the interval, and whether
+    the difference is outside the seed-to-seed noise (the interval excludes 1) or not."""
+    lines = []
+    for _, row in pairs.iterrows():
+        if row["label"] == baseline:
+            continue
+        name, pair, seeds = row["label"], row["pair"], int(row["seeds"])
+        if math.isnan(row["speedup"]):
+            lines.append(f"{name} on {pair}: no uniform reference time, no verdict.")
+            continue
+        lo, hi = row["speedup_lo"], row["speedup_hi"]
+        head = (f"{name} on {pair}: {row['speedup']:.2f}x uniform's speed to uniform's final "
+                f"accuracy [{level:.0%} interval {lo:.2f}, {hi:.2f}], {int(row['reached'])}/{seeds}"
+                f" seeds reaching it.")
+        if lo > 1:
+            tail = "The interval lies above 1: faster, outside the seed-to-seed noise."
+        elif hi < 1:
+            tail = "The interval lies below 1: slower, outside the seed-to-seed noise."
+        else:
+            tail = (f"The interval includes 1: with {seeds} seeds this difference is within the "
+                    "noise; more seeds (the sweep resumes) would tell.")
+        lines.append(f"{head} {tail}")
+    return lines

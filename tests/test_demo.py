@@ -51,3 +51,31 @@ def test_demo_quick_end_to_end_and_rerun_is_a_noop(tmp_path: Path) -> None:
     assert second.returncode == 0, second.stderr[-3000:]
     assert "4 finished before" in second.stderr
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # nothing was rerun
+
+
+def test_verdict_says_whether_the_interval_excludes_one() -> None:
+    import math
+
+    import pandas as pd
+
+    from harness.demo import verdict
+
+    pairs = pd.DataFrame([
+        {"pair": "p", "label": "uniform", "seeds": 2, "reached": 2, "speedup": 1.0,
+         "speedup_lo": 0.5, "speedup_hi": 2.0},
+        {"pair": "p", "label": "fast", "seeds": 2, "reached": 2, "speedup": 1.8,
+         "speedup_lo": 1.2, "speedup_hi": 2.5},
+        {"pair": "p", "label": "slow", "seeds": 3, "reached": 1, "speedup": 0.4,
+         "speedup_lo": 0.0, "speedup_hi": 0.7},
+        {"pair": "p", "label": "tie", "seeds": 2, "reached": 2, "speedup": 1.1,
+         "speedup_lo": 0.6, "speedup_hi": 1.9},
+        {"pair": "q", "label": "lone", "seeds": 1, "reached": 1, "speedup": math.nan,
+         "speedup_lo": math.nan, "speedup_hi": math.nan},
+    ])
+    lines = verdict(pairs)
+    assert len(lines) == 4  # uniform gets none
+    assert "1.80x" in lines[0] and "[95% interval 1.20, 2.50]" in lines[0]
+    assert "above 1: faster, outside" in lines[0]
+    assert "below 1: slower, outside" in lines[1] and "1/3 seeds" in lines[1]
+    assert "within the noise" in lines[2] and "with 2 seeds" in lines[2]
+    assert "no verdict" in lines[3]
