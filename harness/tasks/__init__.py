@@ -1,17 +1,20 @@
 """Task pools for selbench: questions with verifiable answers and binary verifiers.
 
 ``load_pool(cfg, name)`` builds a :class:`Pool` from a :class:`TaskConfig`: reasoning-gym
-tiers generated offline, or a verl/OpenRLHF-layout parquet file checked with math-verify.
+tiers generated offline, or a verl/OpenRLHF-layout parquet file checked with math-verify (its
+rows validated as it is read). ``check_pool_size(pool, batch_size, field)`` stops a run whose
+pool cannot fill a batch or has nothing to evaluate on, before any model loads.
 """
 
 from __future__ import annotations
 
 from harness.configbase import ConfigError
-from harness.tasks.base import Pool, Question, Verifier
+from harness.tasks.base import Pool, Question, TaskDataError, Verifier, check_pool_size
 from harness.tasks.config import TaskConfig
 from harness.tasks.extract import extract_answer
 
-__all__ = ["Pool", "Question", "TaskConfig", "Verifier", "extract_answer", "load_pool"]
+__all__ = ["Pool", "Question", "TaskConfig", "TaskDataError", "Verifier", "check_pool_size",
+           "extract_answer", "load_pool"]
 
 
 def load_pool(cfg: TaskConfig, name: str) -> Pool:

@@ -125,6 +125,12 @@ class TaskConfig:
         "e.g. {level: ['Level 3', 'Level 4', 'Level 5']}",
         factory=dict,
     )
+    drop_bad_rows: bool = opt(
+        True,
+        help="parquet only: drop rows without a question or answer (null, NaN, empty; at most "
+        "half of a file) and later copies of a repeated question whose answer differs, with a "
+        "count on stderr; false makes any such row an error",
+    )
     eval_sets: list[EvalSetConfig] = opt(
         help="parquet only: named held-out sets (accuracy = mean over the sets); replaces the "
         "hold-out of `path` and eval_path; training questions found in a set are dropped",
@@ -175,6 +181,8 @@ class TaskConfig:
             f"{TABLE_HELP} (required when source is 'parquet')",
         )
         validate_table_fields(self, prefix)
+        check(isinstance(self.drop_bad_rows, bool), f"{prefix}.drop_bad_rows",
+              self.drop_bad_rows, "true or false")
         for i, es in enumerate(self.eval_sets):
             es.validate(f"{prefix}.eval_sets[{i}]")
             earlier = [e.name for e in self.eval_sets[:i]]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from collections.abc import Callable
 from typing import Any
 
 from harness.configbase import ConfigError
-from harness.tasks.base import Pool, Question, Verifier
+from harness.tasks.base import NonFiniteScore, Pool, Question, Verifier
 from harness.tasks.config import TaskConfig
 from harness.tasks.extract import extract_answer
 
@@ -41,7 +42,10 @@ class GymVerifier(Verifier):
         if answer is None:
             return False
         entry = question.meta["entry"]
-        return float(self._scorer(question)(answer, entry)) >= 1.0
+        score = float(self._scorer(question)(answer, entry))
+        if not math.isfinite(score):  # inf >= 1.0 would pass: 0.0, counted and logged
+            raise NonFiniteScore(f"{question.meta.get('dataset', '?')} scored {score}")
+        return score >= 1.0
 
     def _scorer(self, question: Question) -> ScoreFn:
         scorer = self.scorers.get(question.meta.get("tier", ""))
@@ -86,7 +90,8 @@ def load_gym_pool(cfg: TaskConfig, name: str) -> Pool:
     random.Random(cfg.seed).shuffle(train)
     random.Random(cfg.seed + 1).shuffle(evals)
     verifier = GymVerifier(cfg.answer_format, scorers, timeout=cfg.verifier_timeout)
-    return Pool(name=name, train=train, eval=evals, verifier=verifier)
+    origin = "reasoning-gym tiers " + ", ".join(t["name"] for t in cfg.tiers)
+    return Pool(name=name, train=train, eval=evals, verifier=verifier, origin=origin)
 
 
 def tier_seed(seed: int, tier_name: str, dataset: str) -> int:

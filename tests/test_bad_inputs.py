@@ -1,0 +1,382 @@
+"""Bad inputs a careless user hits: each stops with one line naming the file, the rows and the fix.
+
+Data rows (missing, NaN, None or empty answers and questions, conflicting duplicates, empty
+files, filters that keep nothing, pools too small for a batch or without a held-out set) and
+verifier deadlines that must hold off the main thread, where OpenRLHF calls the reward.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from harness.configbase import ConfigError
+from harness.tasks import (
+    Pool,
+    Question,
+    TaskConfig,
+    TaskDataError,
+    Verifier,
+    check_pool_size,
+    load_pool,
+)
+from harness.tasks.gym import GymVerifier
+from harness.tasks.parquet import MathVerifier
+
+
+def verl_rows(answers: list, questions: list | None = None) -> list[dict]:
+    questions = questions or [f"What is {i} + 1?" for i in range(len(answers))]
+    return [
+        {"prompt": [{"role": "user", "content": str(q)}],
+         "reward_model": {"ground_truth": a, "style": "rule"},
+         "extra_info": {"question": q, "index": 100 + i}}
+        for i, (q, a) in enumerate(zip(questions, answers, strict=True))
+    ]
+
+
+def write(path: Path, rows: list[dict], schema: pa.Schema | None = None) -> Path:
+    pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
+    return path
+
+
+def parquet_cfg(path: Path, **over) -> TaskConfig:
+    return TaskConfig(source="parquet", path=str(path), answer_format="boxed", **over)
+
+
+def data_error(cfg: TaskConfig) -> str:
+    """The one-line message of the TaskDataError that loading ``cfg`` raises."""
+    with pytest.raises(TaskDataError) as info:
+        load_pool(cfg, "bad")
+    message = str(info.value)
+    assert isinstance(info.value, ConfigError)  # the CLI prints it as one line and exits 2
+    assert "\n" not in message
+    assert cfg.path in message  # the file is named
+    return message
+
+
+# --- data rows ------------------------------------------------------------------------------
+
+
+def test_a_few_rows_without_an_answer_are_dropped_and_counted(tmp_path: Path, capsys) -> None:
+    answers = [str(i + 1) for i in range(20)]
+    answers[3] = None
+    answers[11] = None
+    path = write(tmp_path / "some_missing.parquet", verl_rows(answers))
+    pool = load_pool(parquet_cfg(path), "t")
+    assert len(pool.train) + len(pool.eval) == 18
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and str(path) in err
+    assert "dropped 2 of its 20 rows with no answer in 'reward_model.ground_truth'" in err
+    assert "rows 3, 11" in err and "task.drop_bad_rows: false" in err
+    # the switch makes it an error
+    message = data_error(parquet_cfg(path, drop_bad_rows=False))
+    assert "2 of its 20 rows have no answer in 'reward_model.ground_truth'" in message
+    assert "rows 3, 11" in message and "set task.drop_bad_rows: true to drop them" in message
+
+
+def test_nan_none_empty_and_nan_text_answers_are_missing_not_the_string_nan(
+        tmp_path: Path, capsys) -> None:
+    # a float answer column: NaN stays NaN in the parquet (no pandas null conversion)
+    floats = [float(i + 1) for i in range(10)]
+    floats[2] = math.nan
+    floats[5] = math.inf
+    path = write(tmp_path / "float_answers.parquet", verl_rows(floats))
+    pool = load_pool(parquet_cfg(path), "t")
+    every = pool.train + pool.eval
+    assert len(every) == 8 and all(q.answer not in ("nan", "inf") for q in every)
+    assert "dropped 2 of its 10 rows" in capsys.readouterr().err
+    # None, NaN, "", "  ", "nan", "None", "null" written by pandas from a careless frame
+    answers = ["4", None, math.nan, "", "  ", "nan", "None", "null", "$$"] + [str(i) for i in range(30)]
+    frame = pd.DataFrame({"question": [f"Question {i}?" for i in range(len(answers))],
+                          "answer": answers})
+    frame_path = tmp_path / "pandas_answers.parquet"
+    frame.to_parquet(frame_path)
+    cfg = parquet_cfg(frame_path, question_key="question", answer_key="answer")
+    pool = load_pool(cfg, "p")
+    assert len(pool.train) + len(pool.eval) == len(answers) - 8
+    assert "dropped 8 of its 39 rows with no answer in 'answer'" in capsys.readouterr().err
+    # and no gold can be a missing-value text: a completion "nan" never scores
+    verifier = pool.verifier
+    for gold in ("nan", "NaN", "None", "null"):
+        assert verifier(Question(qid=gold, text="?", answer=gold), f"\\boxed{{{gold}}}") == 0.0
+    message = data_error(TaskConfig(source="parquet", path=str(frame_path), question_key="question",
+                                    answer_key="answer", drop_bad_rows=False))
+    assert "8 of its 39 rows have no answer in 'answer' (null, NaN or empty)" in message
+    assert "rows 1, 2, 3, ..." in message
+
+
+def test_all_answers_missing_is_one_line_not_a_numpy_error(tmp_path: Path) -> None:
+    schema = pa.schema([
+        ("prompt", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("reward_model", pa.struct([("ground_truth", pa.string()), ("style", pa.string())])),
+        ("extra_info", pa.struct([("question", pa.string()), ("index", pa.int64())])),
+    ])
+    path = write(tmp_path / "no_answers.parquet", verl_rows([None] * 12), schema)
+    message = data_error(parquet_cfg(path))
+    assert "all of its 12 rows have no answer in 'reward_model.ground_truth'" in message
+    assert "point task.answer_key at the column that holds the answers" in message
+    # a MATH-style solution column read with reference_format boxed but never boxed
+    solutions = write(tmp_path / "unboxed.parquet", verl_rows([f"It is {i}." for i in range(6)]))
+    message = data_error(parquet_cfg(solutions, reference_format="boxed"))
+    assert "all of its 6 rows have no answer" in message and "no \\boxed{...}" in message
+    assert "or change task.reference_format" in message
+
+
+def test_too_many_rows_without_an_answer_are_an_error_even_when_dropping(tmp_path: Path) -> None:
+    answers = [None] * 7 + ["1", "2", "3"]
+    path = write(tmp_path / "mostly_missing.parquet", verl_rows(answers))
+    message = data_error(parquet_cfg(path))
+    assert "7 of its 10 rows have no answer" in message and "too many to drop" in message
+    assert "point task.answer_key" in message
+
+
+def test_rows_without_a_question_are_counted_too(tmp_path: Path, capsys) -> None:
+    questions = [f"Q{i}?" for i in range(10)]
+    questions[4] = ""
+    questions[7] = None
+    path = write(tmp_path / "no_question.parquet", verl_rows([str(i) for i in range(10)], questions))
+    pool = load_pool(parquet_cfg(path), "t")
+    assert len(pool.train) + len(pool.eval) == 8
+    assert "dropped 2 of its 10 rows with no question text in 'extra_info.question'" in (
+        capsys.readouterr().err)
+    message = data_error(parquet_cfg(path, drop_bad_rows=False))
+    assert "2 of its 10 rows have no question text" in message and "rows 4, 7" in message
+
+
+def test_repeated_questions_with_conflicting_answers(tmp_path: Path, capsys) -> None:
+    answers = [str(i + 1) for i in range(12)] + ["99", "\\frac{1}{2}", "5"]
+    questions = [f"What is {i} + 1?" for i in range(12)]
+    # row 12 repeats row 3 with another answer; row 13 repeats row 4 with an equivalent one
+    # after a "1/2" gold; row 14 repeats row 4 with the same answer
+    answers[4] = "1/2"
+    questions += [questions[3], questions[4], questions[4]]
+    answers[14] = "1/2"
+    path = write(tmp_path / "conflicts.parquet", verl_rows(answers, questions))
+    message = data_error(parquet_cfg(path, drop_bad_rows=False))
+    assert "1 question text of its 15 rows repeats with a different answer (1 later row;" in message
+    assert "row 12 'What is 3 + 1?' answers '99' but row 3 answers '4'" in message
+    assert "remove the wrong copies, or set task.drop_bad_rows: true" in message
+    pool = load_pool(parquet_cfg(path), "t")
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(path) in err and "kept the first answer of each" in err
+    every = {q.text: q.answer for q in pool.train + pool.eval}
+    assert len(every) == 12 and every["What is 3 + 1?"] == "4"
+
+
+def test_empty_file_and_a_filter_that_keeps_nothing(tmp_path: Path) -> None:
+    schema = pa.schema([("problem", pa.string()), ("answer", pa.string()),
+                        ("level", pa.string())])
+    empty = write(tmp_path / "empty.parquet", [], schema)
+    message = data_error(parquet_cfg(empty, question_key="problem", answer_key="answer"))
+    assert "task.path" in message and "the table is empty (0 rows)" in message
+    assert "verl/OpenRLHF-layout parquet" in message
+    jsonl = tmp_path / "empty.jsonl"
+    jsonl.write_text("")
+    with pytest.raises(ConfigError) as info:  # pyarrow cannot even read it: also one line
+        load_pool(parquet_cfg(jsonl), "t")
+    assert str(jsonl) in str(info.value) and "\n" not in str(info.value)
+    rows = [{"problem": f"P{i}", "answer": str(i), "level": "Level 1"} for i in range(5)]
+    some = write(tmp_path / "levels.parquet", rows)
+    with pytest.raises(TaskDataError) as info:
+        load_pool(parquet_cfg(some, question_key="problem", answer_key="answer",
+                              where={"level": ["Level 5"]}), "t")
+    message = str(info.value)
+    assert "task.where" in message and str(some) in message and "0 of 5 rows" in message
+
+
+def test_eval_file_problems_name_the_eval_field(tmp_path: Path) -> None:
+    train = write(tmp_path / "train.parquet", verl_rows([str(i + 1) for i in range(10)]))
+    schema = pa.schema([("problem", pa.string()), ("answer", pa.string())])
+    empty = write(tmp_path / "eval_empty.parquet", [], schema)
+    message = str(pytest.raises(TaskDataError, load_pool,
+                                parquet_cfg(train, eval_path=str(empty)), "t").value)
+    assert "task.eval_path" in message and str(empty) in message and "empty" in message
+    # an eval file equal to the training file leaves nothing to train on
+    message = data_error(parquet_cfg(train, eval_path=str(train)))
+    assert "all 10 of its distinct questions are also in task.eval_path" in message
+    # one question cannot be split into train and held-out
+    single = write(tmp_path / "single.parquet", verl_rows(["1"]))
+    message = data_error(parquet_cfg(single))
+    assert "only 1 distinct question" in message and "task.eval_path" in message
+
+
+def test_drop_bad_rows_must_be_a_boolean(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="task.drop_bad_rows"):
+        parquet_cfg(tmp_path / "x.parquet", drop_bad_rows="no").validate()
+
+
+# --- pool size -------------------------------------------------------------------------------
+
+
+def test_pool_too_small_for_the_batch_or_without_held_out_questions(tmp_path: Path) -> None:
+    path = write(tmp_path / "small.parquet", verl_rows([str(i + 1) for i in range(6)]))
+    pool = load_pool(parquet_cfg(path), "small")
+    assert len(pool.train) == 5
+    check_pool_size(pool, 5, "train.batch_size")
+    with pytest.raises(TaskDataError) as info:
+        check_pool_size(pool, 8, "train.batch_size")
+    message = str(info.value)
+    assert "\n" not in message and "train.batch_size" in message and str(path) in message
+    assert "has only 5 training questions" in message and "draws 8 distinct ones" in message
+    assert "lower train.batch_size to 5 or less" in message
+    no_eval = Pool(name="noeval", train=pool.train, eval=[], verifier=pool.verifier,
+                   origin=str(path))
+    with pytest.raises(TaskDataError) as info:
+        check_pool_size(no_eval, 4, "train.batch_size")
+    message = str(info.value)
+    assert "held-out set is empty" in message and str(path) in message
+    assert "task.eval_fraction" in message and "\n" not in message
+    empty_set = Pool(name="sets", train=pool.train, eval=pool.eval, verifier=pool.verifier,
+                     eval_sets={"gsm8k": []})
+    with pytest.raises(TaskDataError, match="eval set 'gsm8k' is empty"):
+        check_pool_size(empty_set, 4, "train.batch_size")
+
+
+# --- verifier deadlines in any thread -------------------------------------------------------
+
+
+class StubbornVerifier(Verifier):
+    """A check that swallows the deadline interrupt and sleeps on: only a kill stops it."""
+
+    def check(self, question: Question, completion: str) -> bool:
+        if completion == "fast":
+            return True
+        while True:
+            with contextlib.suppress(BaseException):  # the point: it ignores interrupts
+                time.sleep(0.05)
+
+
+class NanVerifier(Verifier):
+    def check(self, question: Question, completion: str) -> float:  # type: ignore[override]
+        return math.nan
+
+
+def in_thread(fn):
+    """``fn()`` run in a worker thread (as OpenRLHF calls rewards), with its wall time."""
+    out: list = []
+
+    def work() -> None:
+        start = time.perf_counter()
+        value = fn()
+        out.append((value, time.perf_counter() - start))
+
+    worker = threading.Thread(target=work)
+    worker.start()
+    worker.join(timeout=120)
+    assert out, "the worker thread did not finish"
+    return out[0]
+
+
+def test_pathological_answers_time_out_in_a_worker_thread() -> None:
+    deadline = 0.5
+    verifier = MathVerifier("boxed", timeout=deadline)
+    q = Question(qid="five", text="?", answer="5")
+    try:
+        # the first call starts the helper process (not counted against the deadline)
+        assert in_thread(lambda: verifier(q, "\\boxed{5}"))[0] == 1.0
+        nested = "\\frac{1}{" * 30 + "2" + "}" * 30
+        for slow in ("\\boxed{9^{9^{9^{9}}}}", f"\\boxed{{{nested}}}", "\\boxed{9**9**9**9}"):
+            reward, seconds = in_thread(lambda s=slow: verifier(q, s))
+            assert reward == 0.0 and seconds < 3 * deadline, (slow, seconds)
+        assert verifier.timeouts >= 1 and verifier.failures == verifier.timeouts
+        # the helper still answers right afterwards
+        assert in_thread(lambda: verifier(q, "\\boxed{\\frac{10}{2}}"))[0] == 1.0
+    finally:
+        verifier.close()
+
+
+def test_a_check_that_ignores_its_deadline_is_killed_and_replaced() -> None:
+    deadline = 0.4
+    verifier = StubbornVerifier(timeout=deadline)
+    q = Question(qid="q", text="?", answer="1")
+    try:
+        for _ in range(2):
+            # (a fast call first: it waits for the helper to start, which is not check time)
+            assert in_thread(lambda: verifier(q, "fast"))[0] == 1.0
+            reward, seconds = in_thread(lambda: verifier(q, "slow"))
+            assert reward == 0.0 and seconds < 3 * deadline
+        assert verifier.timeouts == 2 and verifier.failures == 2
+        assert in_thread(lambda: verifier(q, "fast"))[0] == 1.0  # a fresh helper again
+    finally:
+        verifier.close()
+
+
+def test_scores_that_are_not_finite_count_as_zero_and_are_logged(caplog) -> None:
+    q = Question(qid="q", text="?", answer="1", meta={"tier": "t", "dataset": "fake",
+                                                      "entry": {}})
+    gym = GymVerifier("first_line", {"t": lambda answer, entry: math.inf}, timeout=1.0)
+    with caplog.at_level("WARNING", logger="harness.tasks"):
+        assert gym(q, "1") == 0.0  # inf >= 1.0 would have scored it correct
+        assert gym(q, "1") == 0.0
+    assert gym.nonfinite == 2 and gym.failures == 2 and gym.timeouts == 0
+    assert "not finite" in caplog.text and "fake scored inf" in caplog.text
+    nan = NanVerifier(timeout=1.0)
+    try:
+        assert in_thread(lambda: nan(q, "1"))[0] == 0.0
+        assert nan(q, "1") == 0.0
+        assert nan.nonfinite == 2 and nan.failures == 2
+    finally:
+        nan.close()
+
+
+def test_a_pool_loads_in_a_worker_thread(tmp_path: Path) -> None:
+    # OpenRLHF's reward function builds the pool in a worker thread; the duplicate check runs
+    # math-verify there under the same deadline
+    answers = [str(i + 1) for i in range(10)] + ["\\dfrac{2}{4}"]
+    answers[2] = "\\frac{1}{2}"
+    questions = [f"What is {i} + 1?" for i in range(10)] + ["What is 2 + 1?"]
+    path = write(tmp_path / "threaded.parquet", verl_rows(answers, questions))
+    pool, _ = in_thread(lambda: load_pool(parquet_cfg(path, drop_bad_rows=False), "t"))
+    assert len(pool.train) + len(pool.eval) == 10
+
+
+class UnpicklableVerifier(Verifier):
+    def __init__(self) -> None:
+        super().__init__(timeout=1.0)
+        self.rule = lambda completion: completion == "yes"  # a lambda cannot be pickled
+
+    def check(self, question: Question, completion: str) -> bool:
+        return self.rule(completion)
+
+
+def test_a_verifier_that_cannot_be_pickled_still_scores_off_the_main_thread(caplog) -> None:
+    verifier = UnpicklableVerifier()
+    q = Question(qid="q", text="?", answer="yes")
+    with caplog.at_level("WARNING", logger="harness.tasks"):
+        assert in_thread(lambda: verifier(q, "yes"))[0] == 1.0
+        assert in_thread(lambda: verifier(q, "no"))[0] == 0.0
+    assert "cannot be pickled" in caplog.text and "without a deadline" in caplog.text
+    assert caplog.text.count("cannot be pickled") == 1 and verifier.failures == 0
+
+
+def test_eval_set_and_jsonl_rows_without_answers_name_their_file(tmp_path: Path, capsys) -> None:
+    from harness.tasks.config import EvalSetConfig
+
+    train = tmp_path / "train.jsonl"
+    lines = [f'{{"problem": "P{i}?", "answer": "{i}"}}' for i in range(8)]
+    train.write_text("\n".join([*lines, '{"problem": "P8?"}']) + "\n")  # a row without the key
+    evals = write(tmp_path / "eval_set.parquet",
+                  [{"problem": f"E{i}?", "answer": None if i == 1 else str(i)} for i in range(4)])
+    cfg = TaskConfig(source="parquet", path=str(train), question_key="problem",
+                     answer_key="answer", answer_format="boxed", drop_bad_rows=False,
+                     eval_sets=[EvalSetConfig(name="e", path=str(evals))])
+    message = data_error(cfg)
+    assert "'task.path'" in message and "1 of its 9 rows have no answer in 'answer'" in message
+    train.write_text("\n".join(lines) + "\n")  # the training file fixed: now the eval set
+    with pytest.raises(TaskDataError) as info:
+        load_pool(cfg, "t")
+    message = str(info.value)
+    assert "'task.eval_sets[0].path'" in message and str(evals) in message
+    assert "1 of its 4 rows have no answer in 'answer'" in message and "\n" not in message
+    cfg.drop_bad_rows = True
+    pool = load_pool(cfg, "t")
+    assert len(pool.eval_sets["e"]) == 3 and len(pool.train) == 8
+    assert "task.eval_sets[0].path" in capsys.readouterr().err
