@@ -296,9 +296,12 @@ class RunConfig:
         if not body["variant"]:
             body.pop("variant")  # runs recorded before variants existed keep their ids
         # the same for fields added later, while at their defaults
-        for (section, name), default in _LATER_RUN_FIELDS.items():
-            if isinstance(body.get(section), dict) and body[section].get(name, default) == default:
-                body[section].pop(name, None)
+        for path, default in _LATER_RUN_FIELDS.items():
+            node = body
+            for key in path[:-1]:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict) and node.get(path[-1], default) == default:
+                node.pop(path[-1], None)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:8]
         return f"{self.pair}__{self.label().replace(':', '.')}__{digest}__s{self.seed}"
 
@@ -310,9 +313,10 @@ class RunConfig:
 
 
 # Fields added after runs were first recorded, left out of the run id while at their default.
-_LATER_RUN_FIELDS: dict[tuple[str, str], Any] = {
+_LATER_RUN_FIELDS: dict[tuple[str, ...], Any] = {
     ("model", "response"): "answer", ("model", "weights"): "", ("model", "weights_sha256"): "",
-    ("eval", "metric"): "sampled",
+    ("eval", "metric"): "sampled", ("task", "drop_bad_rows"): True,
+    ("model", "warm_start_task", "drop_bad_rows"): True,
 }
 
 

@@ -38,7 +38,7 @@ _LATER_MODEL_FIELDS: dict[str, Any] = {"path": "", "warm_start_slips": {}, "resp
 # Fields that say where a build lives, not what it is: never part of the key.
 _LOCATION_FIELDS = ("weights", "weights_sha256")
 _LATER_TASK_FIELDS: dict[str, Any] = {"split": "train", "subset": None, "reference_format": "plain",
-                                      "where": {}, "eval_sets": []}
+                                      "where": {}, "eval_sets": [], "drop_bad_rows": True}
 
 
 def _without_later(d: dict[str, Any], later: dict[str, Any]) -> dict[str, Any]:

@@ -14,14 +14,14 @@ are not suite members). ``selbench list pairs`` shows the suite first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness import configfiles, paths
 from harness.configbase import ConfigError
 
-SUITE_KEYS = ("name", "description", "pairs", "real_llm", "frozen_commit")
+SUITE_KEYS = ("name", "description", "pairs", "real_llm", "frozen_commit", "step0_accuracy")
 
 
 class SuiteError(ValueError):
@@ -36,6 +36,9 @@ class Suite:
     real_llm: list[str]
     frozen_commit: str | None
     path: Path
+    # the held-out accuracy of each pair's shipped base model (exact metric), recorded when the
+    # suite was frozen: every machine must measure the same (tests/test_suite_models.py)
+    step0_accuracy: dict[str, float] = field(default_factory=dict)
 
     @property
     def members(self) -> list[str]:
@@ -90,8 +93,16 @@ def load_suite(name: str = "cpu", config_dir: Path | None = None,
     frozen = data.get("frozen_commit")
     if frozen is not None and not isinstance(frozen, str):
         raise SuiteError(f"{where}: 'frozen_commit' must be a commit hash or null, got {frozen!r}")
+    step0 = data.get("step0_accuracy") or {}
+    if not isinstance(step0, dict) or not all(
+            isinstance(v, int | float) and 0 <= v <= 1 for v in step0.values()):
+        raise SuiteError(f"{where}: 'step0_accuracy' must map pair names to accuracies in [0, 1]")
+    stray = sorted(set(step0) - set(pairs))
+    if stray:
+        raise SuiteError(f"{where}: 'step0_accuracy' names {', '.join(stray)}, not in 'pairs'")
     suite = Suite(name=str(data.get("name", name)), description=str(data.get("description", "")),
-                  pairs=pairs, real_llm=real_llm, frozen_commit=frozen, path=path)
+                  pairs=pairs, real_llm=real_llm, frozen_commit=frozen, path=path,
+                  step0_accuracy={k: float(v) for k, v in step0.items()})
     if check_pairs:
         live = set(configfiles.list_names("pairs", config_dir))
         for pair in suite.members:

@@ -27,7 +27,7 @@ from harness.provenance import git_commit, provenance
 from harness.records import RunRecord, folder_lock
 from harness.replay import Group, ReplayBuffer, collate, split_groups
 from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs
-from harness.tasks import Pool, load_pool
+from harness.tasks import Pool, check_pool_size, load_pool
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy, get_entry
 
@@ -127,6 +127,7 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         # the pool first: bad data fails in a second, before minutes of model building
         self.pool: Pool = load_pool(cfg.task, cfg.pair)
+        check_pool_size(self.pool, cfg.train.batch_size, "train.batch_size")
         self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)
         self.model.train()
         self.train_tokens = self._tokenize([q.text for q in self.pool.train])
