@@ -92,14 +92,14 @@ def tier_lengths(cfg: config.RunConfig) -> dict[str, float]:
 
 
 def check(pairs: Sequence[str], seeds: Sequence[int], results: Path, workers: int | None,
-          progress: bool = True) -> list[dict[str, Any]]:
+          progress: bool = True, config_dir: Path | None = None) -> list[dict[str, Any]]:
     from harness import sweep, sweep_exec
 
     spec = sweep.SweepSpec(
         name="suite-check", path=Path("<suite check>"), description="uniform on each pair",
         pairs=list(pairs), strategies=[sweep.StrategyItem(name="uniform")], seeds=list(seeds),
         overrides=["train.threads=1"], targets={}, text="")
-    plan = sweep.make_plan(spec, results)
+    plan = sweep.make_plan(spec, results, config_dir)
     print(sweep.format_plan(plan), file=sys.stderr)
     if plan.todo():
         sweep.write_metadata(plan)
