@@ -94,8 +94,7 @@ def pair_row(pair: str, probe: Mapping[str, Any], runs: Sequence[UniformRun], *,
     within_budget = all(r.steps <= BUDGET_STEPS for r in runs)
     one_thread = all(r.threads == 1 for r in runs)
     train_min = max(r.train_minutes for r in runs)
-    lengths = dict(lengths_by_tier or {})
-    ordered = list(lengths.values())
+    grows = length_grows_with_difficulty(lengths_by_tier or {}, probe.get("tier_pass_rate", {}))
     row: dict[str, Any] = {
         "pair": pair,
         "seeds": len(runs),
@@ -122,8 +121,7 @@ def pair_row(pair: str, probe: Mapping[str, Any], runs: Sequence[UniformRun], *,
                         and max(step0) - min(step0) < 1e-9),
         # 5. realism
         "response_tokens": float(np.mean([r.response_tokens for r in runs])),
-        "length_grows": bool(ordered) and all(a < b for a, b in zip(ordered, ordered[1:],
-                                                                    strict=False)),
+        "length_grows": grows,
         "generate_share": float(np.mean([r.generate_share for r in runs])),
         "exact_gap": probe.get("exact_gap"),
         # 6. cost
@@ -135,6 +133,20 @@ def pair_row(pair: str, probe: Mapping[str, Any], runs: Sequence[UniformRun], *,
     row["all_ok"] = all(row[k] for k in ("spread_ok", "room_ok", "noise_ok", "portable_ok",
                                          "realism_ok", "cost_ok"))
     return row
+
+
+def length_grows_with_difficulty(lengths: Mapping[str, float],
+                                 pass_rates: Mapping[str, float]) -> bool:
+    """Do longer reference responses go with harder questions? True when, over the tiers the
+    base policy solves at all, the rank correlation between a tier's mean reference length and
+    its base pass rate is at most -0.5 (tiers it never solves, such as untaught two-digit
+    questions, say nothing about how length follows difficulty)."""
+    tiers = [t for t in lengths if pass_rates.get(t, 0.0) > 0.02]
+    if len(tiers) < 3:
+        return False
+    length = pd.Series([lengths[t] for t in tiers]).rank()
+    solved = pd.Series([pass_rates[t] for t in tiers]).rank()
+    return bool(length.corr(solved) <= -0.5)
 
 
 def _mark(ok: bool) -> str:

@@ -20,13 +20,15 @@ def _run(seed: int, accs: list[float], every: int = 10,
                                eval_minutes=0.5, threads=1, steps=steps[-1], response_tokens=20.0)
 
 
-PROBE = {"mean_pass_rate": 0.4, "never_solved": 0.25, "always_solved": 0.12}
+PROBE = {"mean_pass_rate": 0.4, "never_solved": 0.25, "always_solved": 0.12,
+         "tier_pass_rate": {"a": 0.9, "b": 0.5, "c": 0.3, "x": 0.0}}
 WEIGHTS = {"shipped": True, "checksum_ok": True}
 
 
 def _row(runs, probe=PROBE, metric="exact", **kw):
     return criteria.pair_row("p", probe, runs, metric=metric, n_eval=1024, eval_samples=2,
-                             weights=WEIGHTS, lengths_by_tier={"a": 10, "b": 20}, **kw)
+                             weights=WEIGHTS, lengths_by_tier={"a": 10, "b": 20, "c": 30, "x": 15},
+                             **kw)
 
 
 def test_a_pair_that_rises_and_plateaus_passes() -> None:
@@ -83,3 +85,10 @@ def test_table_marks_failures() -> None:
 def test_criteria_import_no_torch() -> None:
     code = "import sys, harness.criteria; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_length_follows_difficulty_over_solved_tiers() -> None:
+    rates = {"a": 0.9, "b": 0.5, "c": 0.3, "never": 0.0}
+    assert criteria.length_grows_with_difficulty({"c": 30, "a": 10, "b": 20, "never": 5}, rates)
+    assert not criteria.length_grows_with_difficulty({"a": 30, "b": 20, "c": 10}, rates)
+    assert not criteria.length_grows_with_difficulty({"a": 10, "b": 20}, rates)  # too few tiers
