@@ -84,10 +84,10 @@ def pair_row(pair: str, probe: Mapping[str, Any], runs: Sequence[UniformRun], *,
              metric: str, n_eval: int, eval_samples: int, weights: Mapping[str, Any],
              lengths_by_tier: Mapping[str, float] | None = None) -> dict[str, Any]:
     """One row of the criteria table: the measured values and a pass flag per criterion."""
-    rises = [float(r.curve.sort_values("step")["accuracy"].iloc[-1]
-                   - r.curve.sort_values("step")["accuracy"].iloc[0]) for r in runs]
-    step0 = [float(r.curve.sort_values("step")["accuracy"].iloc[0]) for r in runs]
-    finals = [float(r.curve.sort_values("step")["accuracy"].iloc[-1]) for r in runs]
+    curves = [r.curve.sort_values("step")["accuracy"].to_numpy() for r in runs]
+    step0 = [float(c[0]) for c in curves]
+    finals = [float(c[-1]) for c in curves]
+    rises = [f - s for s, f in zip(step0, finals, strict=True)]
     se = max(se_of_evaluation(metric, a, n_eval, eval_samples) for a in step0 + finals)
     target, steps = steps_to_own_target(runs)
     spread = step_spread(steps)
