@@ -106,7 +106,11 @@ class TrainConfig:
     micro_batch_size: int = opt(256, "sequences per forward/backward chunk; whole groups of similar "
                                 "response length go together, so smaller chunks pad less (speed "
                                 "and memory only, no effect on the math)")
-    lr: float = opt(1e-4, "AdamW learning rate (constant after warm-up)")
+    lr: float = opt(1e-4, "AdamW peak learning rate (reached after warm-up)")
+    lr_schedule: str = opt("constant", "after warm-up: 'constant', or 'cosine' (half a cosine from "
+                           "lr down to lr_min_ratio * lr at the last step; a run flattens before "
+                           "its budget ends instead of still rising or drifting)")
+    lr_min_ratio: float = opt(0.1, "cosine schedule's final learning rate as a share of lr")
     warmup_steps: int = opt(0, "linear learning-rate warm-up over this many GRPO steps (0: constant "
                             "from the start); Adam's first updates are sign-like and jolt tiny models")
     weight_decay: float = opt(0.0, "AdamW weight decay")
@@ -131,6 +135,10 @@ class TrainConfig:
               self.mini_batch_size, f"must divide batch_size={self.batch_size}")
         check(self.lr > 0, f"{prefix}.lr", self.lr, "must be > 0")
         check(self.warmup_steps >= 0, f"{prefix}.warmup_steps", self.warmup_steps, "must be >= 0")
+        check(self.lr_schedule in ("constant", "cosine"), f"{prefix}.lr_schedule",
+              self.lr_schedule, "'constant' or 'cosine'")
+        check(0 <= self.lr_min_ratio <= 1, f"{prefix}.lr_min_ratio", self.lr_min_ratio,
+              "a share in [0, 1]")
         check(self.weight_decay >= 0, f"{prefix}.weight_decay", self.weight_decay, "must be >= 0")
         check(len(self.adam_betas) == 2 and all(0 <= b < 1 for b in self.adam_betas),
               f"{prefix}.adam_betas", self.adam_betas, "two numbers in [0, 1)")
@@ -316,6 +324,7 @@ class RunConfig:
 _LATER_RUN_FIELDS: dict[tuple[str, ...], Any] = {
     ("model", "response"): "answer", ("model", "weights"): "", ("model", "weights_sha256"): "",
     ("eval", "metric"): "sampled", ("task", "drop_bad_rows"): True,
+    ("train", "lr_schedule"): "constant", ("train", "lr_min_ratio"): 0.1,
     ("model", "warm_start_task", "drop_bad_rows"): True,
 }
 

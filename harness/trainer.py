@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -388,14 +389,19 @@ class Trainer:
         return None if self.ref_model is None else self._logprobs_under(self.ref_model, ro)
 
     def _lr(self, step: int, mini: int) -> float:
-        """Linear warm-up over ``warmup_steps`` GRPO steps, computed from the step so that a
-        resumed run needs no scheduler state."""
+        """Linear warm-up over ``warmup_steps`` GRPO steps, then constant or a half cosine down to
+        ``lr_min_ratio * lr`` at the last step; computed from the step so that a resumed run
+        needs no scheduler state."""
         t = self.cfg.train
-        if t.warmup_steps <= 0:
-            return t.lr
         n_mini = t.batch_size // t.mini_batch_size
         done = (step - 1) * n_mini + mini + 1
-        return t.lr * min(1.0, done / (t.warmup_steps * n_mini))
+        if t.warmup_steps > 0 and done < t.warmup_steps * n_mini:
+            return t.lr * done / (t.warmup_steps * n_mini)
+        if t.lr_schedule == "constant":
+            return t.lr
+        decay = max(1, (t.steps - t.warmup_steps) * n_mini)
+        frac = min(1.0, max(0, done - t.warmup_steps * n_mini) / decay)
+        return t.lr * (t.lr_min_ratio + (1 - t.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
 
     def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor | None,
                 ref_logp: torch.Tensor | None, step: int = 1,

@@ -251,6 +251,10 @@ def test_kl_and_warmup_map_to_openrlhf_flags(tmp_path: Path) -> None:
     assert args.actor.lr_scheduler == "constant_with_warmup"
     assert abs(args.actor.lr_warmup_ratio - 0.1) < 1e-12
     assert args.rollout.max_new_tokens == 4096
+    cfg = config.resolve("qwen2.5-3b-deepmath", "uniform",
+                         overrides=["train.lr_schedule=cosine", "train.lr_min_ratio=0.2"])
+    args = _openrlhf_parse(openrlhf_argv(cfg, "/m", tmp_path / "r.py", tmp_path))
+    assert args.actor.lr_scheduler == "cosine_with_min_lr" and args.actor.min_lr_ratio == 0.2
 
 
 @pytest.mark.parametrize("override, field", [

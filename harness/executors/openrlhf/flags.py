@@ -113,14 +113,16 @@ def openrlhf_argv(cfg: RunConfig, model_path: str, reward_file: Path, work_dir: 
         "--actor.eps_clip", repr(t.clip_eps),
         "--actor.loss_agg_mode", "token-mean",
         "--actor.policy_loss_type", "ppo",
-        # optimizer: AdamW, constant learning rate (optionally warmed up)
+        # optimizer: AdamW, learning rate warmed up, then constant or cosine to a floor
         "--actor.optim", "adam",
         "--actor.adam.lr", repr(t.lr),
         "--actor.adam.betas", repr(t.adam_betas[0]), repr(t.adam_betas[1]),
         "--actor.adam.weight_decay", repr(t.weight_decay),
         "--actor.max_norm", repr(t.grad_clip),
-        "--actor.lr_scheduler", "constant_with_warmup" if t.warmup_steps else "constant",
+        "--actor.lr_scheduler", ("cosine_with_min_lr" if t.lr_schedule == "cosine" else
+                                 "constant_with_warmup" if t.warmup_steps else "constant"),
         "--actor.lr_warmup_ratio", repr(t.warmup_steps / t.steps),
+        "--actor.min_lr_ratio", repr(t.lr_min_ratio),
         # DeepSpeed
         "--ds.zero_stage", str(o.zero_stage),
         "--ds.param_dtype", o.param_dtype,
