@@ -14,9 +14,12 @@ are not suite members). ``selbench list pairs`` shows the suite first.
 
 from __future__ import annotations
 
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 from harness import configfiles, paths
 from harness.configbase import ConfigError
@@ -128,3 +131,63 @@ def pair_model_kind(pair: str, config_dir: Path | None = None) -> tuple[str, str
     model_file = configfiles.find_named("models", str(model), config_dir) if model else None
     kind = configfiles.read_yaml(model_file).get("kind", "tiny") if model_file else ""
     return str(model), str(kind)
+
+
+def suite_files(suite: Suite, config_dir: Path | None = None) -> list[Path]:
+    """Every file that defines the suite's pairs: each pair file, the files it includes, its
+    model's config and shipped weights, and ``configs/base.yaml``, in a stable order. Together
+    with the suite file these are what freezing fixes."""
+    config_dir = config_dir or paths.CONFIG_DIR
+    out: list[Path] = [config_dir / "base.yaml"]
+    for pair in suite.pairs:
+        path = configfiles.find_named("pairs", pair, config_dir)
+        if path is None:
+            raise SuiteError(f"pair '{pair}' has no file under {config_dir / 'pairs'}")
+        data = configfiles.read_yaml(path)
+        names = data.get("include", [])
+        names = [names] if isinstance(names, str) else list(names)
+        out += [path, *(config_dir / (n if n.endswith(".yaml") else f"{n}.yaml") for n in names)]
+        model = data.get("model")
+        if isinstance(model, str) and model:
+            out += [config_dir / "models" / f"{model}.yaml", config_dir / "models" / "weights" / model]
+    seen: dict[Path, None] = {}
+    for p in out:
+        seen.setdefault(p, None)
+    return list(seen)
+
+
+def _git(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", "-C", str(paths.PROJECT_ROOT), *args], capture_output=True,
+                          text=True, check=False)
+
+
+def frozen_changes(suite: Suite, config_dir: Path | None = None) -> list[str]:
+    """What changed in the suite since ``frozen_commit``: the suite's files that differ from that
+    commit (committed or not), and the suite file itself if anything but ``frozen_commit`` did.
+    Empty for an intact frozen suite. Raises SuiteError when the suite is not frozen or the commit
+    is not in this checkout (a shallow clone)."""
+    if not suite.frozen_commit:
+        raise SuiteError(f"{suite.path.name}: the suite is not frozen (frozen_commit is null)")
+    commit = suite.frozen_commit
+    if _git("cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+        raise SuiteError(f"frozen_commit {commit} is not in this checkout's history "
+                         "(a shallow clone? fetch the full history to check the freeze)")
+    root = paths.PROJECT_ROOT
+    rel = [str(p.relative_to(root)) for p in suite_files(suite, config_dir)]
+    diff = _git("diff", "--name-only", commit, "--", *rel)
+    changed = [line for line in diff.stdout.splitlines() if line]
+    # untracked files added under a frozen folder (e.g. new weights) count too
+    extra = _git("ls-files", "--others", "--exclude-standard", "--", *rel)
+    changed += [line for line in extra.stdout.splitlines() if line]
+    suite_rel = str(suite.path.relative_to(root))
+    then = _git("show", f"{commit}:{suite_rel}")
+    if then.returncode != 0:
+        changed.append(suite_rel)
+    else:
+        old = yaml.safe_load(then.stdout) or {}
+        new = configfiles.read_yaml(suite.path)
+        old.pop("frozen_commit", None)
+        new.pop("frozen_commit", None)
+        if old != new:
+            changed.append(suite_rel)
+    return sorted(set(changed))
