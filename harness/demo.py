@@ -30,8 +30,8 @@ from typing import Any
 
 from harness.paths import PROJECT_ROOT
 
-# for now the archived demo on tiny-c-arith (studies/demo-tiny-c)
-DEMO_SWEEP = str(PROJECT_ROOT / "studies" / "demo-tiny-c" / "demo.yaml")
+# on a pair of the frozen CPU suite (the archived tiny-c-arith demo: studies/demo-tiny-c)
+DEMO_SWEEP = str(PROJECT_ROOT / "configs" / "sweeps" / "demo.yaml")
 # --quick: a smoke test of the whole path in a minute or two (numbers mean nothing)
 QUICK_SET = ["train.steps=4", "eval.every=2", "eval.max_questions=64",
              "predictor.fit.policy_steps=[0,1,2]", "predictor.fit.questions=128",
