@@ -163,6 +163,17 @@ def _cmd_report(args: argparse.Namespace) -> None:
     print(written[0].parent)
 
 
+def _cmd_pack(args: argparse.Namespace) -> None:
+    from harness import pack
+
+    try:
+        res = pack.pack_results(Path(args.results_dir))
+    except FileNotFoundError as err:
+        raise UserError(str(err)) from err
+    print(f"packed {res.packed} finished runs ({res.skipped_unfinished} unfinished left as they "
+          f"are): {res.bytes_before / 1e6:.1f} MB -> {res.bytes_after / 1e6:.1f} MB")
+
+
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep, sweep_exec
 
@@ -274,6 +285,11 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     rep.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     rep.set_defaults(func=_cmd_report)
+
+    pk = sub.add_parser("pack", help="pack finished runs under RESULTS_DIR/runs for committing "
+                        "(gzip metrics.csv, drop checkpoints); reports and sweeps read them as is")
+    pk.add_argument("results_dir", metavar="RESULTS_DIR")
+    pk.set_defaults(func=_cmd_pack)
 
     sw = sub.add_parser("sweep", help="run every pair x strategy x seed of a sweep file "
                         "(skips finished runs, resumes interrupted ones)")

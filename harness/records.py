@@ -9,6 +9,9 @@
   difficulty tier (reasoning-gym pools), written beside every ``eval.csv`` row
 - ``summary.json``: written once at the end (its presence marks the run finished)
 - ``checkpoint/``: the latest resumable state
+
+A finished run may be *packed* for committing (``harness/pack.py``): ``metrics.csv`` becomes
+``metrics.csv.gz`` and the checkpoint goes; readers here take either form.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import gzip
 import io
 import json
 import os
@@ -100,7 +104,8 @@ class RunRecord:
 
     def read_eval_tiers(self) -> list[tuple[int, str, float]]:
         """``(step, tier, accuracy)`` rows; empty for runs recorded before tiers were."""
-        return _read_long(self.eval_tiers_path) if self.eval_tiers_path.exists() else []
+        present = self.eval_tiers_path.exists() or packed_path(self.eval_tiers_path).exists()
+        return _read_long(self.eval_tiers_path) if present else []
 
     def truncate_after(self, step: int) -> None:
         """Drop rows of steps after ``step`` (used when resuming from an older checkpoint)."""
@@ -123,7 +128,7 @@ class RunRecord:
         """Rows keyed by the file's own header (records written before a column existed stay
         readable; a missing ``extra_s`` reads as 0); a torn last line is skipped."""
         out = []
-        with open(self.eval_path, encoding="utf-8") as fh:
+        with open_record(self.eval_path) as fh:
             rows = list(csv.reader(fh))
         if not rows:
             return out
@@ -140,10 +145,22 @@ class RunRecord:
         return out
 
 
+def packed_path(path: Path) -> Path:
+    """Where a packed (gzip) copy of a record file lives."""
+    return path.with_name(path.name + ".gz")
+
+
+def open_record(path: Path):  # noqa: ANN201 (a text file object)
+    """Open a record file for reading, or its packed ``.gz`` copy when only that exists."""
+    if not path.exists() and packed_path(path).exists():
+        return gzip.open(packed_path(path), "rt", encoding="utf-8", newline="")
+    return open(path, encoding="utf-8", newline="")
+
+
 def _read_long(path: Path) -> list[tuple[int, str, float]]:
     """Rows of a long-form ``step,name,value`` file; a torn last line is skipped."""
     rows = []
-    with open(path, encoding="utf-8") as fh:
+    with open_record(path) as fh:
         for rec in list(csv.reader(fh))[1:]:
             if len(rec) != 3:
                 continue

@@ -251,7 +251,11 @@ def logged_step(run_dir: Path) -> int:
             fh.seek(max(0, size - 4096))
             tail = fh.read().decode("utf-8", errors="replace")
     except FileNotFoundError:
-        return 0
+        # a packed finished run (harness/pack.py) keeps its step count in summary.json
+        try:
+            return int(json.loads((run_dir / "summary.json").read_text()).get("steps", 0))
+        except (FileNotFoundError, ValueError):
+            return 0
     # the last line may be torn by a kill mid-write: take the last complete one that parses
     for line in reversed(tail.split("\n")[:-1]):
         head = line.split(",", 1)[0]

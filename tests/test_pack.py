@@ -1,0 +1,53 @@
+"""Packed run records read exactly like the originals, and packing is deterministic."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import pack, sweep
+from harness.paths import PROJECT_ROOT
+from harness.records import RunRecord
+
+SUITE_RUNS = PROJECT_ROOT / "results" / "suite-check" / "runs"
+RUN = "tiny600k-chainsum__uniform__61be772e__s0"
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    if not (SUITE_RUNS / RUN).is_dir():
+        pytest.skip("the committed suite-check records are absent")
+    (tmp_path / "runs").mkdir()
+    shutil.copytree(SUITE_RUNS / RUN, tmp_path / "runs" / RUN)
+    return tmp_path
+
+
+def test_a_packed_run_reads_back_the_same_records(results: Path) -> None:
+    run = results / "runs" / RUN
+    before = RunRecord(run)
+    metrics, evals, tiers = before.read_metrics(), before.read_eval(), before.read_eval_tiers()
+    (run / "checkpoint").mkdir()
+    (run / "checkpoint" / "state.pt").write_bytes(b"x" * 1000)
+    res = pack.pack_results(results)
+    assert res.packed == 1 and res.bytes_after < res.bytes_before / 3
+    assert not (run / "metrics.csv").exists() and (run / "metrics.csv.gz").is_file()
+    assert not (run / "checkpoint").exists()
+    after = RunRecord(run)
+    assert after.read_metrics() == metrics and after.read_eval() == evals
+    assert after.read_eval_tiers() == tiers
+    assert sweep.logged_step(run) == 150  # a sweep still sees it finished at its last step
+
+
+def test_packing_is_deterministic_and_leaves_unfinished_runs(results: Path, tmp_path: Path) -> None:
+    other = tmp_path / "other"
+    shutil.copytree(results, other)
+    unfinished = results / "runs" / "x__uniform__00000000__s0"
+    shutil.copytree(results / "runs" / RUN, unfinished)
+    (unfinished / "summary.json").unlink()
+    assert pack.pack_results(results).skipped_unfinished == 1
+    pack.pack_results(other)
+    a = (results / "runs" / RUN / "metrics.csv.gz").read_bytes()
+    assert a == (other / "runs" / RUN / "metrics.csv.gz").read_bytes()
+    assert (unfinished / "metrics.csv").is_file() and not (unfinished / "metrics.csv.gz").exists()
