@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from tqdm import tqdm
-
 from harness.paths import PROJECT_ROOT
+from harness.progress import bar as progress_bar
 from harness.sweep import BUSY, Plan, PlannedRun, SweepError, logged_step
 from harness.sweep_worker import BUSY_EXIT
 
@@ -283,8 +282,8 @@ def schedule(plan: Plan, executor: Any, skip_busy: bool = False, progress: bool 
                 outcomes.append(Outcome(run, BUSY, "another process is writing it"))
             else:
                 queue.append((run, True))
-    bar = tqdm(total=len(todo), initial=len(outcomes), unit="run", disable=not progress,
-               desc=f"sweep {plan.spec.name}", dynamic_ncols=True)
+    bar = progress_bar(len(todo), initial=len(outcomes), unit="run", disable=not progress,
+                       desc=f"sweep {plan.spec.name}", dynamic_ncols=True)
     failed = 0
     shown = ""
     with _sigterm_as_interrupt():

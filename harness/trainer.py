@@ -19,9 +19,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
-from harness import engines, grpo, machine, policy
+from harness import engines, grpo, machine, policy, progress
 from harness.config import RunConfig, dump
 from harness.context import ContextBase
 from harness.provenance import git_commit, provenance
@@ -550,8 +549,8 @@ class Trainer:
             # checkpoint included, so the rerun does not log step 0 twice
             self.record.truncate_after(-1)
             self._eval_and_log(0)
-        bar = tqdm(total=cfg.train.steps, initial=self.step, disable=not self.progress,
-                   desc=f"{cfg.pair} {cfg.strategy_name} s{cfg.seed}", unit="step")
+        bar = progress.bar(cfg.train.steps, initial=self.step, disable=not self.progress,
+                           desc=f"{cfg.pair} {cfg.strategy_name} s{cfg.seed}", unit="step")
         acc = self.record.read_eval()[-1]["accuracy"]
         while self.step < cfg.train.steps:
             step = self.step + 1

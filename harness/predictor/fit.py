@@ -176,10 +176,9 @@ def _label_policy(trainer: Any, questions: np.ndarray, samples: int, step: int,
 
 def collect_labels(cfg: RunConfig, progress: bool = True) -> LabelSet:
     """Labels of the configured policies, from the cache where collected before."""
-    from tqdm import tqdm
-
     from harness import policy
     from harness.config import dump
+    from harness.progress import bar as progress_bar
     from harness.tasks import load_pool
 
     t0 = time.perf_counter()
@@ -205,8 +204,8 @@ def collect_labels(cfg: RunConfig, progress: bool = True) -> LabelSet:
                 trainer.record.truncate_after(0)
             per_step = cfg.train.batch_size * cfg.train.group_size
             total = (todo[-1] - trainer.step) * per_step + len(todo) * questions.size * fc.samples
-            bar = tqdm(total=total, disable=not progress, unit="sample", unit_scale=True,
-                       desc=f"labels {cfg.pair}")
+            bar = progress_bar(total, disable=not progress, unit="sample", unit_scale=True,
+                               desc=f"labels {cfg.pair}")
             every = cfg.train.checkpoint_every
             for s in todo:
                 while trainer.step < s:
