@@ -210,6 +210,24 @@ def _cmd_suite_check(args: argparse.Namespace) -> None:
     out = suite_check.write(rows, results)
     print(out.read_text(), end="")
     print(out)
+    if not args.pair:
+        print(_freeze_status(suite.load_suite(args.suite)))
+
+
+def _freeze_status(s) -> str:  # noqa: ANN001 (harness.suite.Suite; imported lazily)
+    """One line: whether the suite is frozen and whether its files are as frozen."""
+    from harness import suite
+
+    if not s.frozen_commit:
+        return f"suite {s.name}: not frozen (frozen_commit is null in {s.path.name})"
+    try:
+        changed = suite.frozen_changes(s)
+    except suite.SuiteError as err:
+        return f"suite {s.name}: frozen at {s.frozen_commit[:7]}; {err}"
+    if not changed:
+        return f"suite {s.name}: frozen at {s.frozen_commit[:7]}; its files are unchanged since"
+    return (f"suite {s.name}: frozen at {s.frozen_commit[:7]}, but changed since: "
+            f"{', '.join(changed)} (a changed suite is a new suite: give it its own suite file)")
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
