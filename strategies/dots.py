@@ -78,13 +78,20 @@ class Dots:
         self.memory: dict[int, tuple[float, int]] = {}  # index -> (observed pass rate, step)
         self.trained: dict[int, int] = {}  # index -> step it was last trained on (cooldown)
         self.last_calibration = (1.0, 0.0)  # (slope, intercept) of the latest round
+        # prompts served in the current step: a refill (a second select in one step) that
+        # starts a new round must not choose them again
+        self.served_step, self.served = 0, set()
 
     # ------------------------------------------------------------------ selection
 
     def select(self, ctx: SelectionContext, n: int) -> list[int]:
+        if ctx.step != self.served_step:
+            self.served_step, self.served = ctx.step, set()
         if len(self.queue) < n:
-            return self._new_round(ctx, n)
-        batch, self.queue = self.queue[:n], self.queue[n:]
+            batch = self._new_round(ctx, n)
+        else:
+            batch, self.queue = self.queue[:n], self.queue[n:]
+        self.served.update(batch)
         return batch
 
     def references(self, ctx: SelectionContext) -> int:
@@ -128,16 +135,20 @@ class Dots:
         # reused reference groups were rolled out by this step's policy: train on them now
         reused: list[int] = []
         if p.reuse_references and informative_refs:
-            closest = sorted(informative_refs, key=lambda i: abs(self.memory[i][0] - p.alpha))
+            fresh_refs = [i for i in informative_refs if i not in self.served]
+            closest = sorted(fresh_refs, key=lambda i: abs(self.memory[i][0] - p.alpha))
             reused = closest[:n]
         need = p.mu * n - len(reused)
-        excluded = set(reused)
+        excluded = set(reused) | self.served
         if p.cooldown:
             cooling = [i for i, step in self.trained.items() if ctx.step - step < p.cooldown]
             # never starve the round: cooling prompts come back, least recent first
             cooling.sort(key=lambda i: self.trained[i])
             spare = self.pool_size - len(excluded) - need
             excluded.update(cooling[max(0, len(cooling) - spare):] if spare >= 0 else [])
+        if self.pool_size - len(excluded) < need:
+            raise ValueError(f"cannot choose {need} prompts from a pool of {self.pool_size} with "
+                             f"{len(excluded)} already served or reused this step")
         candidates = np.setdiff1d(np.arange(self.pool_size), sorted(excluded), assume_unique=True)
         chosen = candidates[sample_targeted(pred[candidates], need, self.rng, p.alpha, p.tau)]
         self.rng.shuffle(chosen)
@@ -177,7 +188,8 @@ class Dots:
         return {"rng": self.rng.bit_generator.state, "queue": self.queue,
                 "predictions": [[i, v] for i, v in self.predictions.items()],
                 "memory": [[i, r, s] for i, (r, s) in self.memory.items()],
-                "trained": [[i, s] for i, s in self.trained.items()]}
+                "trained": [[i, s] for i, s in self.trained.items()],
+                "served": [self.served_step, sorted(self.served)]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
@@ -185,6 +197,8 @@ class Dots:
         self.predictions = {int(i): float(v) for i, v in state["predictions"]}
         self.memory = {int(i): (float(r), int(s)) for i, r, s in state["memory"]}
         self.trained = {int(i): int(s) for i, s in state.get("trained", [])}
+        step, served = state.get("served", [0, []])
+        self.served_step, self.served = int(step), {int(i) for i in served}
 
 
 ENTRY = StrategyEntry(

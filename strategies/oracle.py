@@ -45,33 +45,53 @@ class Oracle:
         self.params = params
         self.pool_size = pool_size
         self.rng = np.random.default_rng(seed)
-        self.queue: list[list[int]] = []  # selected batches still to be trained on
+        # this round's prompts still to be trained on, in order; a select takes the next n (n
+        # may change between calls: the fresh share shrinks once a replay buffer fills)
+        self.queue: list[int] = []
+        # prompts served in the current step: a refill that starts a round must not repeat them
+        self.served_step, self.served = 0, set()
 
     def select(self, ctx: SelectionContext, n: int) -> list[int]:
-        if not self.queue:
+        if ctx.step != self.served_step:
+            self.served_step, self.served = ctx.step, set()
+        if len(self.queue) < n:
             self._new_round(ctx, n)
-        return self.queue.pop(0)
+        batch, self.queue = self.queue[:n], self.queue[n:]
+        self.served.update(batch)
+        return batch
 
     def _new_round(self, ctx: SelectionContext, n: int) -> None:
         p = self.params
         need = n * p.mu
-        size = min(self.pool_size, max(p.candidates, 2 * need))
-        candidates = self.rng.choice(self.pool_size, size=size, replace=False)
+        free = np.setdiff1d(np.arange(self.pool_size), sorted(self.served), assume_unique=True)
+        if len(free) < need:
+            raise ValueError(f"cannot choose {need} prompts from a pool of {self.pool_size} with "
+                             f"{len(self.served)} already served this step")
+        size = min(len(free), max(p.candidates, 2 * need))
+        # with nothing served yet this draws exactly as before (free is the whole pool)
+        candidates = (self.rng.choice(self.pool_size, size=size, replace=False)
+                      if len(free) == self.pool_size else self.rng.choice(free, size=size,
+                                                                          replace=False))
         rewards = ctx.rollout(candidates.tolist(), p.samples)
         rates = np.array([sum(r) / len(r) for r in rewards])
         chosen = candidates[sample_targeted(rates, need, self.rng, p.alpha, p.tau)]
         self.rng.shuffle(chosen)
-        self.queue = [chosen[i * n:(i + 1) * n].tolist() for i in range(p.mu)]
+        self.queue = chosen.tolist()
 
     def update(self, feedback: StepFeedback) -> None:
         return None
 
     def state_dict(self) -> dict[str, Any]:
-        return {"rng": self.rng.bit_generator.state, "queue": self.queue}
+        return {"rng": self.rng.bit_generator.state, "queue": self.queue,
+                "served": [self.served_step, sorted(self.served)]}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.rng.bit_generator.state = state["rng"]
-        self.queue = [list(b) for b in state["queue"]]
+        # checkpoints written before the queue was flat hold a list of batches
+        queue = state["queue"]
+        self.queue = [int(i) for b in queue for i in (b if isinstance(b, list) else [b])]
+        step, served = state.get("served", [0, []])
+        self.served_step, self.served = int(step), {int(i) for i in served}
 
 
 ENTRY = StrategyEntry(

@@ -58,9 +58,12 @@ def test_oracle_selects_the_prompts_nearest_half() -> None:
     rates = [0.0] * 40 + [1.0] * 40 + [0.5] * 8 + [0.375] * 8 + [0.125] * 8
     ctx = _KnownRates(rates)
     s = build_strategy("oracle", {"candidates": 1000, "samples": 8, "mu": 2}, len(rates), seed=0)
-    first, second = s.select(ctx, 8), s.select(ctx, 8)
+    first = s.select(ctx, 8)
+    ctx.step = 2
+    second = s.select(ctx, 8)
     assert sorted(first + second) == list(range(80, 96))  # the 0.5s, then the 0.375s
     assert len(ctx.rolled) == len(rates)  # one round of rollouts served both steps
+    ctx.step = 3
     s.select(ctx, 8)
     assert len(ctx.rolled) == 2 * len(rates)  # a new round every mu steps
 
