@@ -40,6 +40,7 @@ _BUILTIN: dict[str, str] = {
     "greso": "baselines.greso:ENTRY",
     "mopps": "baselines.mopps:ENTRY",
     "speed": "baselines.speed:ENTRY",
+    "pods": "baselines.pods:ENTRY",
     "oracle": "strategies.oracle:ENTRY",
     "dots": "strategies.dots:ENTRY",
     "dots-reuse": "strategies.dots:REUSE_ENTRY",
