@@ -194,3 +194,13 @@ def test_runs_through_the_trainer_and_records_the_cost(config_dir, built_test_mo
     assert per_step["cost/reference_samples"] == [0, 0] and len(per_step["train/loss"]) == 2
     assert summary["samples"] == 2 * t.batch_size * 2 * t.group_size
     assert summary["tokens_generated"] > summary["tokens_trained"]
+
+
+def test_peer_methods_import_without_torch() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys; from strategies.registry import build_strategy; "
+            "[build_strategy(n, {}, pool_size=8, seed=0) for n in ('speed', 'pods')]; "
+            "assert 'torch' not in sys.modules, 'torch was imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)
