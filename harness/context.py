@@ -1,5 +1,6 @@
 """What both executors offer a strategy while it selects (strategies.base.SelectionContext),
-apart from how they roll out: step, pool and batch sizes, and the frozen predictor."""
+apart from how they roll out: step, pool and batch sizes, the frozen predictor, and how a step's
+``reuse=True`` rollouts add up to groups (:class:`KeptGroups`)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """The in-process executor: real GRPO with torch + transformers on one CPU or GPU.
 
-One step: ask the strategy for prompts; sample G responses each; score them; group-normalised
-advantages; PPO-clip update over mini-batches; feed the rewards back to the strategy.
+One step: ask the strategy for prompts; sample G responses each (a rollout selector such as
+PODS gets n >= G and keeps G of them); score them; group-normalised advantages; PPO-clip update
+over mini-batches; feed the rewards back to the strategy.
 Evaluation runs with the clock stopped. The GRPO math itself lives in :mod:`harness.grpo`.
 """
 

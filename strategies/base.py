@@ -50,7 +50,8 @@ class SelectionContext(Protocol):
 
     @property
     def group_size(self) -> int:
-        """Samples per prompt (G) that the backbone will draw for each selected prompt."""
+        """Samples per prompt (G) that the backbone trains on for each selected prompt (it
+        draws G, or more for a :class:`RolloutSelector`)."""
         ...
 
     @property
