@@ -53,6 +53,17 @@ def split_groups(ro: Rollouts, indices: Sequence[int], rewards: Sequence[Sequenc
     return groups
 
 
+def join_groups(first: Group, more: Group) -> Group:
+    """One prompt's samples from two rollouts of the same step as one group (SPEED's screening
+    samples followed by its continuation samples)."""
+    if first.index != more.index or not torch.equal(first.prompt, more.prompt):
+        raise ValueError(f"cannot join groups of prompts {first.index} and {more.index}")
+    return Group(index=first.index, step=first.step, prompt=first.prompt,
+                 responses=first.responses + more.responses,
+                 behaviour_logp=first.behaviour_logp + more.behaviour_logp,
+                 rewards=first.rewards + more.rewards)
+
+
 def collate(groups: Sequence[Group], pad_id: int) -> Rollouts:
     """Pad groups back into one batch: prompts left-padded, responses right-padded."""
     prompts = [grp.prompt for grp in groups for _ in grp.responses]

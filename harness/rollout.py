@@ -32,6 +32,13 @@ class Rollouts:
         return int(self.response_mask.sum())
 
 
+def take_rows(ro: Rollouts, rows: Sequence[int]) -> Rollouts:
+    """The rollouts at ``rows``, in that order (the responses PODS keeps for training)."""
+    idx = torch.as_tensor(list(rows), dtype=torch.long)
+    return Rollouts(ro.prompt_ids[idx], ro.prompt_mask[idx], ro.response_ids[idx],
+                    ro.response_mask[idx], ro.behaviour_logp[idx])
+
+
 def left_pad(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
     width = max(len(s) for s in seqs)
     ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)

@@ -1,7 +1,8 @@
 """The in-process executor: real GRPO with torch + transformers on one CPU or GPU.
 
-One step: ask the strategy for prompts; sample G responses each; score them; group-normalised
-advantages; PPO-clip update over mini-batches; feed the rewards back to the strategy.
+One step: ask the strategy for prompts; sample G responses each (a rollout selector such as
+PODS gets n >= G and keeps G of them); score them; group-normalised advantages; PPO-clip update
+over mini-batches; feed the rewards back to the strategy.
 Evaluation runs with the clock stopped. The GRPO math itself lives in :mod:`harness.grpo`.
 """
 
@@ -22,13 +23,13 @@ import torch
 
 from harness import engines, grpo, machine, policy, progress
 from harness.config import RunConfig, dump
-from harness.context import ContextBase
+from harness.context import ContextBase, KeptGroups
 from harness.provenance import git_commit, provenance
 from harness.records import RunRecord, folder_lock
-from harness.replay import Group, ReplayBuffer, collate, split_groups
-from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs
+from harness.replay import Group, ReplayBuffer, collate, join_groups, split_groups
+from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs, take_rows
 from harness.tasks import Pool, check_pool_size, load_pool
-from strategies.base import GroupFeedback, StepFeedback
+from strategies.base import GroupFeedback, RolloutSelector, StepFeedback, selects_rollouts
 from strategies.registry import build_strategy, get_entry
 
 PHASES = ("select", "generate", "reward", "logprobs", "update")
@@ -76,7 +77,13 @@ class _Context(ContextBase):
         self.reference_samples = 0
         self.reference_tokens = 0
         self.seconds = 0.0
-        self.kept: dict[int, Group] = {}  # reuse=True groups of this step, by pool index
+        # reuse=True groups of this step, by pool index; smaller rollouts of a prompt add up to G
+        self._kept: KeptGroups[Group] = KeptGroups(self.group_size, join_groups,
+                                                   lambda grp: len(grp.responses))
+
+    @property
+    def kept(self) -> dict[int, Group]:
+        return self._kept.complete
 
     def rollout(self, indices: Sequence[int], n_samples: int, reuse: bool = False) -> list[list[float]]:
         indices = [int(i) for i in indices]
@@ -88,9 +95,9 @@ class _Context(ContextBase):
         self.reference_prompts += len(indices)
         self.reference_samples += len(indices) * n_samples
         self.reference_tokens += ro.num_tokens
-        if reuse and n_samples == self.group_size:
+        if reuse:
             for grp in split_groups(ro, indices, rewards, self._step):
-                self.kept[grp.index] = grp
+                self._kept.add(grp.index, grp)
         return rewards.tolist()
 
 
@@ -238,10 +245,18 @@ class Trainer:
 
         kept = {i: ctx.kept[i] for i in indices if i in ctx.kept}
         new = [i for i in indices if i not in kept]
-        ro, texts = self._generate(new, t.group_size, step, salt=0) if new else (None, [])
+        # a rollout selector (PODS) samples n >= G responses per prompt and trains on G of them
+        selector = self.strategy if selects_rollouts(self.strategy) else None
+        n_draw = selector.samples_per_prompt(t.group_size) if selector is not None else t.group_size
+        ro, texts = self._generate(new, n_draw, step, salt=0) if new else (None, [])
         gen_tokens = ro.num_tokens if ro is not None else 0
         mark = timer.add("generate", mark)
-        fresh_rewards = self._rewards(new, t.group_size, texts) if new else np.zeros((0, t.group_size))
+        fresh_rewards = self._rewards(new, n_draw, texts) if new else np.zeros((0, t.group_size))
+        observed: dict[int, np.ndarray] = {}  # all n rewards of down-sampled prompts
+        if selector is not None and new:
+            assert ro is not None
+            observed = dict(zip(new, fresh_rewards, strict=True))
+            ro, fresh_rewards = self._down_sample(selector, ro, fresh_rewards)
         replayed: list[Group] = []
         fresh: list[Group] = []  # the selected prompts' groups, when the batch is re-collated
         if self.replay is None and not kept:
@@ -279,7 +294,7 @@ class Trainer:
         n_sel = len(indices)
         sel_rewards = rewards[:n_sel]
         feedback = StepFeedback(step=step, groups=tuple(
-            GroupFeedback(index=i, rewards=tuple(float(r) for r in row))
+            GroupFeedback(index=i, rewards=tuple(float(r) for r in observed.get(i, row)))
             for i, row in zip(indices, sel_rewards, strict=True)))
         self.strategy.update(feedback)
         predicted = self._predicted(indices)
@@ -290,7 +305,7 @@ class Trainer:
         step_s = time.perf_counter() - start
 
         c = self.counters
-        gen_samples = len(new) * t.group_size
+        gen_samples = len(new) * n_draw
         trained_tokens = ro.num_tokens
         c.clock_s += step_s
         c.extra_s += ctx.seconds
@@ -323,15 +338,20 @@ class Trainer:
             "train/effective_frac": 1.0 - zero_std,
             "train/batch_effective_frac": float(np.mean(rewards.std(axis=1) > 0)),
             "train/response_len": trained_tokens / max(1, ro.response_ids.shape[0]),
-            "select/observed_pass_rate": float(sel_rewards.mean()),
+            # a down-sampled prompt's pass rate is that of all its n samples, not the trained G
+            "select/observed_pass_rate": (float(np.mean([np.mean(g.rewards) for g in feedback.groups]))
+                                          if observed else float(sel_rewards.mean())),
             # share of this step's prompts trained on before in the run, and distinct so far
             "select/repeat_frac": repeat_frac,
             "select/distinct_total": float(np.count_nonzero(self.times_selected)),
             "verifier/failures": c.verifier_failures,
             **{f"train/{k}": v for k, v in stats.items()},
         })
+        if selector is not None:
+            metrics["cost/discarded_samples"] = len(new) * (n_draw - t.group_size)
         if predicted is not None:
-            obs = sel_rewards.mean(axis=1)
+            obs = (np.array([np.mean(g.rewards) for g in feedback.groups]) if observed
+                   else sel_rewards.mean(axis=1))
             metrics["select/predicted_pass_rate"] = float(np.mean(predicted))
             metrics["select/prediction_abs_err"] = float(np.mean(np.abs(predicted - obs)))
         metrics.update(_tier_shares("train/tier_share", self.train_tiers, self.tier_names,
@@ -345,6 +365,21 @@ class Trainer:
                 "replay/age_mean": float(np.mean([step - g.step for g in replayed])) if replayed else 0.0,
             })
         return metrics
+
+    def _down_sample(self, selector: RolloutSelector, ro: Rollouts,
+                     rewards: np.ndarray) -> tuple[Rollouts, np.ndarray]:
+        """Keep the G responses per prompt that ``selector`` chooses from its n (rows of ``ro``
+        are n consecutive responses per prompt, rewards shaped [prompts, n])."""
+        g, n = self.cfg.train.group_size, rewards.shape[1]
+        rows: list[int] = []
+        for k, row in enumerate(rewards):
+            chosen = [int(j) for j in selector.choose_rollouts(row.tolist(), g)]
+            if len(chosen) != g or len(set(chosen)) != g or not all(0 <= j < n for j in chosen):
+                raise RuntimeError(f"strategy '{self.cfg.strategy_name}' chose an invalid set of "
+                                   f"rollouts: expected {g} distinct positions in [0, {n}), got {chosen}")
+            rows.extend(k * n + j for j in chosen)
+        kept_rewards = rewards.reshape(-1)[rows].reshape(len(rewards), g)
+        return take_rows(ro, rows), kept_rewards
 
     def _fresh_count(self) -> int:
         """B fresh prompts, or sigma * B once the replay buffer can fill the rest."""

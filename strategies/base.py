@@ -50,7 +50,8 @@ class SelectionContext(Protocol):
 
     @property
     def group_size(self) -> int:
-        """Samples per prompt (G) that the backbone will draw for each selected prompt."""
+        """Samples per prompt (G) that the backbone trains on for each selected prompt (it
+        draws G, or more for a :class:`RolloutSelector`)."""
         ...
 
     @property
@@ -67,7 +68,10 @@ class SelectionContext(Protocol):
         time on the clock. With ``reuse=True`` and ``n_samples == group_size`` the groups are
         kept for this step: if :meth:`Strategy.select` returns one of these indices, the backbone
         trains on the rollouts already made instead of sampling the prompt again, and (with
-        rollout replay on) informative groups not trained on join the replay buffer.
+        rollout replay on) informative groups not trained on join the replay buffer. Smaller
+        ``reuse=True`` rollouts of a prompt add up within the step (screening samples, then the
+        rest of the group: SPEED); once they number ``group_size`` they are kept as one group,
+        and more than ``group_size`` is an error.
         """
         ...
 
@@ -97,3 +101,30 @@ class Strategy(Protocol):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore from :meth:`state_dict` so a resumed run continues exactly."""
         ...
+
+
+@runtime_checkable
+class RolloutSelector(Protocol):
+    """Optional hook beside :class:`Strategy`: sample more responses per prompt than are trained
+    on, then choose which to train on (PODS down-sampling). A strategy that has both methods
+    gets, for every prompt the backbone rolls out for training, ``samples_per_prompt(G)``
+    responses instead of G; ``choose_rollouts`` then picks the G to train on from their rewards.
+    The backbone counts all of them as generation cost, and :meth:`Strategy.update` sees all
+    ``n`` rewards of each such prompt (its observed pass rate), not only the trained G. Groups
+    the strategy already rolled out with ``ctx.rollout(..., reuse=True)`` are trained as they
+    are."""
+
+    def samples_per_prompt(self, group_size: int) -> int:
+        """n >= G responses to sample for each prompt rolled out for training."""
+        ...
+
+    def choose_rollouts(self, rewards: Sequence[float], group_size: int) -> list[int]:
+        """Positions (distinct, in ``[0, len(rewards))``) of the ``group_size`` responses of one
+        prompt to train on, given the rewards of all its responses."""
+        ...
+
+
+def selects_rollouts(obj: object) -> bool:
+    """Whether a strategy (an instance or its class) implements :class:`RolloutSelector`."""
+    return all(callable(getattr(obj, name, None))
+               for name in ("samples_per_prompt", "choose_rollouts"))

@@ -39,6 +39,8 @@ _BUILTIN: dict[str, str] = {
     "dapo": "baselines.dapo:ENTRY",
     "greso": "baselines.greso:ENTRY",
     "mopps": "baselines.mopps:ENTRY",
+    "speed": "baselines.speed:ENTRY",
+    "pods": "baselines.pods:ENTRY",
     "oracle": "strategies.oracle:ENTRY",
     "dots": "strategies.dots:ENTRY",
     "dots-reuse": "strategies.dots:REUSE_ENTRY",

@@ -42,7 +42,7 @@ from openrlhf.utils.utils import get_tokenizer
 
 from harness import evalsets, policy
 from harness.config import load_resolved
-from harness.context import ContextBase
+from harness.context import ContextBase, KeptGroups
 from harness.executors.openrlhf import experiences as xp
 from harness.executors.openrlhf.flags import optimizer_steps
 from harness.executors.openrlhf.prompts import PromptSource, eval_source
@@ -78,9 +78,14 @@ class _Context(ContextBase):
     def __init__(self, trainer: SelbenchPPOTrainer, step: int) -> None:
         super().__init__(trainer.cfg, len(trainer.pool.train), trainer.scorer, step)
         self._t = trainer
-        self.kept: dict[int, list[Any]] = {}  # reuse=True groups: pool index -> G samples
+        # reuse=True groups: pool index -> G samples (smaller rollouts of a prompt add up to G)
+        self._kept: KeptGroups[list[Any]] = KeptGroups(self.group_size, lambda a, b: a + b, len)
         self.prompts = self.samples = self.tokens = 0
         self.seconds = 0.0
+
+    @property
+    def kept(self) -> dict[int, list[Any]]:
+        return self._kept.complete
 
     def rollout(self, indices: Sequence[int], n_samples: int, reuse: bool = False) -> list[list[float]]:
         start = time.perf_counter()
@@ -92,8 +97,9 @@ class _Context(ContextBase):
         for sample in samples:
             by_index.setdefault(xp.parse_label(sample.labels[0])[1], []).append(sample)
         rewards = [[xp.sample_reward(s) for s in by_index[i]] for i in indices]
-        if reuse and n_samples == self.group_size:
-            self.kept.update({i: by_index[i] for i in indices})
+        if reuse:
+            for i in indices:
+                self._kept.add(i, by_index[i])
         self.prompts += len(indices)
         self.samples += len(samples)
         self.tokens += _tokens(samples)

@@ -27,6 +27,8 @@ from pathlib import Path
 
 from harness.config import RunConfig
 from harness.configbase import ConfigError
+from strategies.base import selects_rollouts
+from strategies.registry import get_entry
 
 # No upper bound on the replay importance weight (the paper's corrected clip has none); a finite
 # number because OpenRLHF clamps with it.
@@ -75,6 +77,11 @@ def check_supported(cfg: RunConfig) -> None:
                           f"OpenRLHF warms up over a share of the run: at most train.steps={t.steps}")
     if cfg.eval.temperature == 0 and cfg.eval.top_p < 1:
         raise ConfigError("eval.top_p", cfg.eval.top_p, "greedy evaluation takes top_p=1.0")
+    if selects_rollouts(get_entry(cfg.strategy_name).factory):
+        raise ConfigError("strategy.name", cfg.strategy_name,
+                          "this strategy samples more rollouts per prompt than it trains on (PODS "
+                          "down-sampling), which the OpenRLHF executor does not support; run it "
+                          "with executor.name=inprocess")
 
 
 def openrlhf_argv(cfg: RunConfig, model_path: str, reward_file: Path, work_dir: Path) -> list[str]:
