@@ -22,7 +22,7 @@ import pytest
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import available, build_strategy, get_entry
 
-POOL, G, B = 300, 4, 16
+POOL, G, B = 300, 8, 16  # G = 8: SPEED screens 4 of each group
 
 
 class _Env:
