@@ -40,7 +40,7 @@ class SelectionContext(Protocol):
 
     @property
     def step(self) -> int:
-        """The training step about to run (0-based)."""
+        """The training step about to run, counted from 1 (the first step is 1)."""
         ...
 
     @property
@@ -128,3 +128,13 @@ def selects_rollouts(obj: object) -> bool:
     """Whether a strategy (an instance or its class) implements :class:`RolloutSelector`."""
     return all(callable(getattr(obj, name, None))
                for name in ("samples_per_prompt", "choose_rollouts"))
+
+
+@runtime_checkable
+class ReportsPredictions(Protocol):
+    """Optional: a strategy that predicts pass rates (DOTS) reports its calibrated predictions
+    of the prompts it chose, so that each step's records hold predicted beside observed."""
+
+    def predicted_pass_rates(self, indices: list[int]) -> list[float] | None:
+        """Predictions for ``indices`` (prompts this strategy chose), or None when it has none."""
+        ...
