@@ -50,17 +50,24 @@ class LogBar:
 
     def update(self, n: int | float = 1) -> None:
         self.n += n
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            self._write()
+        self._maybe_write()
 
     def set_postfix(self, ordered_dict: Any = None, refresh: bool = True, **kwargs: Any) -> None:
         items = dict(ordered_dict or {}, **kwargs)
         self.postfix = ", ".join(f"{k}={v}" for k, v in items.items())
+        self._maybe_write()
 
     def set_postfix_str(self, s: str = "", refresh: bool = True) -> None:
+        # a sweep's count moves once per finished run (minutes): its postfix, which follows
+        # the runs' steps, is the heartbeat
         self.postfix = s
+        self._maybe_write()
+
+    def _maybe_write(self) -> None:
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._last = now
+            self._write()
 
     def line(self) -> str:
         elapsed = time.monotonic() - self._t0
