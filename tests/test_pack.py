@@ -51,3 +51,22 @@ def test_packing_is_deterministic_and_leaves_unfinished_runs(results: Path, tmp_
     a = (results / "runs" / RUN / "metrics.csv.gz").read_bytes()
     assert a == (other / "runs" / RUN / "metrics.csv.gz").read_bytes()
     assert (unfinished / "metrics.csv").is_file() and not (unfinished / "metrics.csv.gz").exists()
+
+
+def test_the_sweep_plan_estimates_the_cost_left_from_finished_runs(results: Path) -> None:
+    import json
+
+    from harness import sweep as sw
+
+    spec = sw.SweepSpec(name="t", path=Path("<test>"), description="", pairs=["tiny600k-chainsum"],
+                        strategies=[sw.StrategyItem(name="uniform"), sw.StrategyItem(name="mopps")],
+                        seeds=[0, 3], overrides=["train.threads=1"], targets={}, text="")
+    plan = sw.make_plan(spec, results)
+    s = json.loads((results / "runs" / RUN / "summary.json").read_text())
+    per_run_h = (s["clock_s"] + s["eval_s"]) / 3600
+    line = sw.estimate_cost(plan)
+    assert line.startswith(f"cost: 1 finished runs took {per_run_h:.1f} core-hours")
+    # seed 3 of uniform at seed 0's rate; mopps has no finished run to go by
+    assert f"the 3 left need about {per_run_h:.1f} core-hours for the 1 with" in line
+    assert line.endswith("and 2 more with none measured yet")
+    assert line in sw.format_plan(plan)
