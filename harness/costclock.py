@@ -118,19 +118,30 @@ def _nnls(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
     return coef, (1.0 - float(np.sum(resid ** 2)) / tot) if tot > 0 else math.nan
 
 
+def _probe_factor(run_gflops: float, cal_gflops: float) -> float:
+    """Seconds measured at the run's machine speed -> seconds at the calibration's."""
+    ok = math.isfinite(run_gflops) and math.isfinite(cal_gflops) and cal_gflops > 0
+    return run_gflops / cal_gflops if ok else 1.0
+
+
 def fit(runs: Mapping[str, tuple[str, pd.DataFrame]], machine_gflops: float = math.nan,
-        note: str = "") -> Calibration:
-    """Per-unit costs from calibration runs: ``runs`` maps run_id to (label, ``step_table``)."""
-    tables = [(label, t) for label, t in runs.values() if len(t)]
+        note: str = "", run_gflops: Mapping[str, float] | None = None) -> Calibration:
+    """Per-unit costs from calibration runs: ``runs`` maps run_id to (label, ``step_table``).
+    Selection prices are per label, so runs of one label on a slower machine would price that
+    label alone higher: with ``run_gflops`` (run_id -> probe) each run's selection seconds are
+    first brought to ``machine_gflops``."""
+    run_gflops = dict(run_gflops or {})
+    tables = [(label, t, _probe_factor(run_gflops.get(rid, math.nan), machine_gflops))
+              for rid, (label, t) in runs.items() if len(t)]
     if not tables:
         raise ValueError("no calibration run has per-step cost counts (metrics.csv cost/*)")
-    allt = pd.concat([t for _, t in tables], ignore_index=True)
+    allt = pd.concat([t for _, t, _ in tables], ignore_index=True)
     phases, design = _phases(allt), _design(allt)
     gen, r2_gen = _nnls(design["rollout"], phases["rollout"])
     train, r2_train = _nnls(design["training"], phases["training"])
     select_s: dict[str, list[np.ndarray]] = {}
-    for label, t in tables:
-        select_s.setdefault(base_label(label), []).append(_phases(t)["selection"])
+    for label, t, factor in tables:
+        select_s.setdefault(base_label(label), []).append(_phases(t)["selection"] * factor)
     return Calibration(
         units={"gen_token": float(gen[0]), "gen_sample": float(gen[1]),
                "train_token": float(train[0]), "train_step": float(train[1])},
@@ -167,11 +178,7 @@ def step_costs(t: pd.DataFrame, label: str, cal: Calibration,
     key = base_label(label)
     fallback = key not in cal.select_s
     if fallback:
-        # seconds measured at the run's machine speed, in seconds at the calibration's
-        factor = run_gflops / cal.machine_gflops if (math.isfinite(cal.machine_gflops)
-                                                     and math.isfinite(run_gflops)
-                                                     and cal.machine_gflops > 0) else 1.0
-        selection = _phases(t)["selection"] * factor
+        selection = _phases(t)["selection"] * _probe_factor(run_gflops, cal.machine_gflops)
     else:
         selection = np.full(len(t), cal.select_s[key])
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -205,7 +212,7 @@ def calibrate_folder(results: Path, note: str = "", labels: Iterable[str] = ()) 
 
     wanted = set(labels)
     runs: dict[str, tuple[str, pd.DataFrame]] = {}
-    probes = []
+    probes: dict[str, float] = {}
     for run_dir in sorted(p for p in (Path(results) / "runs").glob("*") if p.is_dir()):
         rec = RunRecord(run_dir)
         if not rec.finished:
@@ -214,11 +221,13 @@ def calibrate_folder(results: Path, note: str = "", labels: Iterable[str] = ()) 
         label = s.get("label") or s["strategy"] + ("+rr" if s.get("replay") else "")
         if wanted and label not in wanted:
             continue
-        runs[s.get("run_id", run_dir.name)] = (label, step_table(rec.read_metrics()))
+        run_id = s.get("run_id", run_dir.name)
+        runs[run_id] = (label, step_table(rec.read_metrics()))
         if s.get("machine_gflops") is not None:
-            probes.append(float(s["machine_gflops"]))
+            probes[run_id] = float(s["machine_gflops"])
     if not runs:
         raise ValueError(f"no finished runs to calibrate on under {Path(results) / 'runs'}")
-    cal = fit(runs, float(np.median(probes)) if probes else math.nan, note)
+    cal = fit(runs, float(np.median(list(probes.values()))) if probes else math.nan, note,
+              probes)
     (Path(results) / CALIBRATION_FILE).write_text(cal.to_json() + "\n")
     return cal

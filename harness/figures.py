@@ -9,6 +9,7 @@ curves and per-run points are drawn, bands only where there are seeds to make on
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -62,8 +63,10 @@ def _machine_warning(a: Analysis) -> str:
     flagged = [n.split(":")[0].removeprefix("pair ") for n in machine_notes(a.records.summaries)]
     if not flagged:
         return ""
-    return (f"arms ran at machine speeds more than {_tolerance():.0%} apart on "
-            + ", ".join(flagged) + ": wall-clock partly measures the machine")
+    pairs = len(set(a.records.summaries["pair"]))
+    where = flagged[0] if len(flagged) == 1 else f"{len(flagged)} of {pairs} pairs"
+    return (f"arms' machine speeds differ by more than {_tolerance():.0%} on {where} (legend): "
+            "the wall clock partly measures the machine")
 
 
 def _tolerance() -> float:
@@ -74,8 +77,9 @@ def _tolerance() -> float:
 
 def _title(fig: plt.Figure, a: Analysis, text: str) -> None:
     warning = _machine_warning(a)
-    fig.suptitle(text + (f"\n⚠ {warning}" if warning else ""),
-                 color="black" if not warning else "darkred")
+    width = max(60, int(fig.get_figwidth() * 11))  # characters that fit at this font size
+    fig.suptitle(text + ("\n" + textwrap.fill(f"⚠ {warning}", width) if warning else ""),
+                 color="black" if not warning else "darkred", fontsize=11)
 
 
 def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
@@ -277,10 +281,12 @@ def plot_dots(a: Analysis, path: Path, cols: Mapping[str, str]) -> Path:
     all_pairs = sorted({p for lb in labels for p in mats.pairs[lb]})
     for yi, label in enumerate(labels):
         norm = mats.norm_times[label]
+        # one row of the strategy per run: seeds of every pair spread over the band, no overlap
+        total = norm.size
+        offs_all = np.linspace(-0.32, 0.32, total) if total > 1 else np.zeros(1)
         for pj, pair in enumerate(mats.pairs[label]):
             vals = norm[:, pj]
-            k = len(vals)
-            offs = np.linspace(-0.25, 0.25, k) if k > 1 else np.zeros(1)
+            offs = offs_all[pj * len(vals):(pj + 1) * len(vals)]
             marker = PAIR_MARKERS[all_pairs.index(pair) % len(PAIR_MARKERS)]
             xs = np.where(np.isfinite(vals), np.maximum(vals, lo), never_x)
             ax.scatter(xs, yi + offs, color=cols[label], marker=marker, s=28,

@@ -208,9 +208,12 @@ def resolve_calibration(results: Path, records: Records, path: Path | None = Non
            if not r.off_clock and len(r.table)}
     if not own:
         return None, ""
-    probes = [r.machine_gflops for r in records.steps.values() if math.isfinite(r.machine_gflops)]
-    cal = costclock.fit(own, float(np.median(probes)) if probes else math.nan,
-                        "fitted by the report on the reported records themselves")
+    probes = {rid: records.steps[rid].machine_gflops for rid in own
+              if math.isfinite(records.steps[rid].machine_gflops)}
+    cal = costclock.fit(own, float(np.median(list(probes.values()))) if probes else math.nan,
+                        "fitted by the report on the reported records themselves (selection "
+                        "seconds brought to the median machine speed by each run's probe)",
+                        probes)
     return cal, "fitted on these records (no calibration.json)"
 
 
@@ -282,6 +285,12 @@ def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
         notes.append(f"performance profile skipped: a strategy has {fewest} scored run(s), fewer "
                      f"than {PROFILE_MIN_RUNS}; runs_dotplot.png shows every run instead")
     board = _leaderboard(records.summaries, runs, pairs, agg, agg_wall)
+    ref = agg[agg["method"] == "reference"]
+    if len(ref) and (agg["method"] == "IQM").any() and abs(ref["self_iqm"].iloc[0] - 1) > 0.01:
+        notes.append(f"{stats.BASELINE}'s own IQM of per-run speedups against its median is "
+                     f"{ref['self_iqm'].iloc[0]:.2f}, not 1 (censored seeds, and the median is "
+                     "one of its seeds): an arm identical to uniform would score about that; "
+                     "read IQMs against it, and the per-pair ratios of medians beside them")
     claim_rows = (claims.table(runs, list(claim_list), stats.HELD[rank_clock], reps=reps,
                                seed=seed, level=level) if claim_list else pd.DataFrame())
     return Analysis(records, target_table, runs, pairs, board, profiles, taus, notes, level,
@@ -330,7 +339,8 @@ def _notes(records: Records, target_table: pd.DataFrame, runs: pd.DataFrame,
 def machine_notes(summaries: pd.DataFrame, tolerance: float = MACHINE_TOLERANCE) -> list[str]:
     """One note per pair whose strategies ran on a machine of different speed (the median of
     their runs' matmul probes differs by more than ``tolerance``): their wall-clock times are
-    then not comparable, while their steps are. Runs recorded without the probe are left out."""
+    then not comparable, while their cost clocks and steps are. Runs recorded without the probe
+    are left out."""
     probed = summaries.dropna(subset=["machine_gflops"])
     notes = []
     for pair, grp in probed.groupby("pair"):
@@ -341,7 +351,7 @@ def machine_notes(summaries: pd.DataFrame, tolerance: float = MACHINE_TOLERANCE)
         notes.append(f"pair {pair}: the machine ran at different speeds for its strategies "
                      f"(matmul probe at each evaluation, median GFLOP/s: {listed}; "
                      f"{speed.max() / speed.min() - 1:.0%} apart): its wall-clock speedups "
-                     "partly measure the machine; read steps saved, or rerun the slower arm")
+                     "partly measure the machine; the cost clock and steps do not")
     return notes
 
 
