@@ -157,7 +157,10 @@ def _cmd_report(args: argparse.Namespace) -> None:
     try:
         targets = report.parse_targets(args.target)
         _, written = report.report(Path(args.results_dir), Path(args.out) if args.out else None,
-                                   targets, reps=args.reps, seed=args.seed)
+                                   targets, reps=args.reps, seed=args.seed,
+                                   calibration=Path(args.calibration) if args.calibration
+                                   else None,
+                                   claims_file=Path(args.claims) if args.claims else None)
     except report.ReportError as err:
         raise UserError(str(err)) from err
     print(written[0].parent)
@@ -172,6 +175,16 @@ def _cmd_pack(args: argparse.Namespace) -> None:
         raise UserError(str(err)) from err
     print(f"packed {res.packed} finished runs ({res.skipped_unfinished} unfinished left as they "
           f"are): {res.bytes_before / 1e6:.1f} MB -> {res.bytes_after / 1e6:.1f} MB")
+
+
+def _cmd_calibrate(args: argparse.Namespace) -> None:
+    from harness import costclock
+
+    try:
+        cal = costclock.calibrate_folder(Path(args.results_dir), args.note, args.label)
+    except ValueError as err:
+        raise UserError(str(err)) from err
+    print(cal.to_json())
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -302,12 +315,27 @@ def build_parser() -> argparse.ArgumentParser:
                      help="fixed target accuracy for a pair instead of uniform's final")
     rep.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
     rep.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    rep.add_argument("--calibration", default=None, metavar="PATH",
+                     help="cost-clock unit costs (default RESULTS_DIR/calibration.json; without "
+                     "one they are fitted on the reported records)")
+    rep.add_argument("--claims", default=None, metavar="PATH",
+                     help="published claims to check (default configs/claims.yaml)")
     rep.set_defaults(func=_cmd_report)
 
     pk = sub.add_parser("pack", help="pack finished runs under RESULTS_DIR/runs for committing "
                         "(gzip metrics.csv, drop checkpoints); reports and sweeps read them as is")
     pk.add_argument("results_dir", metavar="RESULTS_DIR")
     pk.set_defaults(func=_cmd_pack)
+
+    cal = sub.add_parser("calibrate", help="fit the cost clock's per-unit costs on the finished "
+                         "runs under RESULTS_DIR/runs (made on a quiet machine) and write "
+                         "RESULTS_DIR/calibration.json")
+    cal.add_argument("results_dir", metavar="RESULTS_DIR")
+    cal.add_argument("--label", action="append", default=[],
+                     help="only runs of this strategy label (repeatable)")
+    cal.add_argument("--note", default="",
+                     help="how the runs were made, e.g. 'quiet 16-core machine, one run at a time'")
+    cal.set_defaults(func=_cmd_calibrate)
 
     sw = sub.add_parser("sweep", help="run every pair x strategy x seed of a sweep file "
                         "(skips finished runs, resumes interrupted ones)")

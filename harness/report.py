@@ -3,8 +3,14 @@
 Reads ``RESULTS_DIR/runs/*/`` (finished runs = those with ``summary.json``; unfinished ones are
 only counted) and writes into ``RESULTS_DIR/report/``:
 
-- ``accuracy_vs_time.png``, ``speedup.png``, ``performance_profile.png``, ``effective_frac.png``
-- ``leaderboard.md`` / ``.csv``: strategies ranked by IQM speedup over uniform across pairs
+- figures (``harness.figures``): ``accuracy_vs_time.png`` and ``accuracy_vs_cost.png``
+  (smoothed curves on the wall and cost clocks), ``speedup.png``, ``runs_dotplot.png`` (every
+  run's time to target), ``performance_profile.png`` (only with 10+ runs per strategy),
+  ``effective_frac.png``
+- ``leaderboard.md`` / ``.csv``: strategies ranked by their speedup over uniform across pairs
+  to the *held* target on the *cost clock* (uniform listed as the reference), wall clock beside
+  it; the published claims table (``configs/claims.yaml``, ``harness.claims``) with verdicts;
+  ``claims.csv``
 - ``table1.md`` / ``.csv``: steps, per-step time and total time saved per pair (paper's Table 1)
 - ``pairs.csv``: every per-(pair, strategy) statistic; ``runs.csv``: time/steps/tokens to target
   per run
@@ -15,6 +21,7 @@ clock, no randomness beyond the seeded bootstraps. Definitions live in ``harness
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import sys
@@ -23,19 +30,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import matplotlib
 import numpy as np
 import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from harness import claims, costclock, stats
+from harness.records import RunRecord
 
-from harness import stats  # noqa: E402
-from harness.records import RunRecord  # noqa: E402
-
-DPI = 150
 EFFECTIVE_KEY = "train/effective_frac"
-EFFECTIVE_WINDOW = 5  # steps in the trailing mean of the effective-fraction curves
 
 
 # Strategies whose extra rollouts only estimate difficulty (no training signal): reported twice,
@@ -50,7 +51,10 @@ TIER_SHARE_PREFIX = "train/tier_share/"  # per-step share of the trained groups 
 SHARE_COLUMNS = [*stats.EVAL_KEYS, "tier", "share"]
 # arms of one pair whose machine-speed probes differ by more than this are flagged (the probe's
 # own spread over 18 runs of one sweep on the project's machine was 141-156 GFLOP/s, +-5%)
-MACHINE_TOLERANCE = 0.10
+MACHINE_TOLERANCE = 0.15
+# with fewer runs per strategy a performance profile is a staircase of a few steps that says
+# nothing its points do not; the per-run dot plot shows those points instead
+PROFILE_MIN_RUNS = 10
 
 
 class ReportError(Exception):
@@ -68,6 +72,16 @@ class Records:
     # run_id, pair, label, seed, tier, share: a run's mean over steps of the share of its trained
     # groups (fresh and replayed) from each tier (runs recorded before these metrics: none)
     tier_shares: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=SHARE_COLUMNS))
+    # run_id -> its per-step phase times and work counts (the cost clock's input)
+    steps: dict[str, StepRecord] = field(default_factory=dict)
+
+
+@dataclass
+class StepRecord:
+    label: str
+    table: pd.DataFrame  # costclock.step_table: empty for records without cost/ counts
+    machine_gflops: float
+    off_clock: bool = False  # the off-clock twin of an oracle run: its extra rollouts removed
 
 
 def _label(summary: Mapping) -> str:
@@ -87,6 +101,7 @@ def load_records(results: Path) -> Records:
         raise ReportError(f"no run records: {runs_dir} does not exist (write runs there with "
                           f"`selbench run ... --results {results}`)")
     summaries, evals, effective, unfinished, tiers, shares = [], [], [], [], [], []
+    steps: dict[str, StepRecord] = {}
     for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
         rec = RunRecord(run_dir)
         if not rec.finished:
@@ -108,6 +123,8 @@ def load_records(results: Path) -> Records:
         curve = rec.read_eval()
         evals.extend({**key, **row} for row in curve)
         metrics = rec.read_metrics()
+        steps[key["run_id"]] = StepRecord(key["label"], costclock.step_table(metrics),
+                                          _float_or_nan(s.get("machine_gflops")))
         eff = [(step, value) for step, name, value in metrics if name == EFFECTIVE_KEY]
         by_tier: dict[str, list[float]] = {}
         for _, name, value in metrics:
@@ -125,6 +142,7 @@ def load_records(results: Path) -> Records:
                               "clock_s": float(s["clock_s"]) - float(s["extra_s"])})
             evals.extend({**off, **row, "clock_s": row["clock_s"] - row["extra_s"]} for row in curve)
             effective.extend({**off, "step": step, "value": value} for step, value in eff)
+            steps[off["run_id"]] = dataclasses.replace(steps[key["run_id"]], off_clock=True)
     if not summaries:
         raise ReportError(f"no finished runs under {runs_dir} ({len(unfinished)} unfinished): a "
                           "run is finished when its folder holds summary.json")
@@ -140,10 +158,13 @@ def load_records(results: Path) -> Records:
     return Records(sdf, pd.DataFrame(evals),
                    pd.DataFrame(effective, columns=[*stats.EVAL_KEYS, "step", "value"]),
                    unfinished, pd.DataFrame(tiers, columns=TIER_COLUMNS),
-                   pd.DataFrame(shares, columns=SHARE_COLUMNS))
+                   pd.DataFrame(shares, columns=SHARE_COLUMNS), steps)
 
 
 # ---------------------------------------------------------------------------- analysis
+
+
+CLOCK_NAMES = {"cost": "cost clock", "time": "wall clock"}
 
 
 @dataclass
@@ -153,14 +174,80 @@ class Analysis:
     runs: pd.DataFrame
     pairs: pd.DataFrame
     leaderboard: pd.DataFrame
-    profiles: dict[str, tuple[np.ndarray, np.ndarray]]
+    profiles: dict[str, tuple[np.ndarray, np.ndarray]]  # empty: too few runs for a profile
     taus: np.ndarray
     notes: list[str]
     level: float
+    rank_clock: str = "time"  # "cost" or "time": the clock the ranking uses
+    mats: stats.Matrices | None = None
+    calibration: costclock.Calibration | None = None
+    calibration_source: str = ""
+    claims: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def rank_column(self) -> str:
+        return stats.HELD[self.rank_clock]
+
+
+def resolve_calibration(results: Path, records: Records, path: Path | None = None
+                        ) -> tuple[costclock.Calibration | None, str]:
+    """The calibration the cost clock uses and where it came from: ``path``, else
+    ``results/calibration.json``, else one fitted on these records themselves (same prices for
+    every arm, but averaged over whatever load the machine had); ``None`` when no record has
+    per-step cost counts."""
+    for candidate in ([Path(path)] if path else []) + [Path(results) / costclock.CALIBRATION_FILE]:
+        if candidate.is_file():
+            try:
+                return costclock.load(candidate), str(candidate)
+            except ValueError as err:
+                raise ReportError(str(err)) from err
+        if path:
+            raise ReportError(f"--calibration {path}: no such file (write one with "
+                              "`selbench calibrate RESULTS_DIR`)")
+    own = {rid: (r.label, r.table) for rid, r in records.steps.items()
+           if not r.off_clock and len(r.table)}
+    if not own:
+        return None, ""
+    probes = {rid: records.steps[rid].machine_gflops for rid in own
+              if math.isfinite(records.steps[rid].machine_gflops)}
+    cal = costclock.fit(own, float(np.median(list(probes.values()))) if probes else math.nan,
+                        "fitted by the report on the reported records themselves (selection "
+                        "seconds brought to the median machine speed by each run's probe)",
+                        probes)
+    return cal, "fitted on these records (no calibration.json)"
+
+
+def with_cost_clock(records: Records, cal: costclock.Calibration | None
+                    ) -> tuple[Records, list[str]]:
+    """``records`` with a ``cost_s`` column on its evals (``nan`` for runs without per-step
+    counts), and notes on what the cost clock could not price from the calibration."""
+    evals = records.evals.copy()
+    evals["cost_s"] = math.nan
+    fallback: set[str] = set()
+    if cal is not None:
+        for run_id, rows in evals.groupby("run_id").groups.items():
+            rec = records.steps.get(str(run_id))
+            if rec is None or not len(rec.table):
+                continue
+            cost = costclock.step_costs(rec.table, rec.label, cal, rec.machine_gflops)
+            total, extra = costclock.at_evals(cost, evals.loc[rows, "step"])
+            evals.loc[rows, "cost_s"] = total - extra if rec.off_clock else total
+            if cost.select_fallback:
+                fallback.add(costclock.base_label(rec.label))
+    notes = []
+    if fallback:
+        notes.append("cost clock: no calibrated selection price for " + ", ".join(sorted(fallback))
+                     + ": their measured selection seconds were used, scaled by the run's machine"
+                     " probe over the calibration's (add their runs to the calibration)")
+    return dataclasses.replace(records, evals=evals), notes
 
 
 def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
-            reps: int = 2000, seed: int = 0, level: float = 0.95) -> Analysis:
+            reps: int = 2000, seed: int = 0, level: float = 0.95,
+            calibration: costclock.Calibration | None = None,
+            calibration_source: str = "",
+            claim_list: Sequence[Mapping[str, Any]] = ()) -> Analysis:
+    records, notes = with_cost_clock(records, calibration)
     target_table = stats.targets(records.evals, fixed_targets)
     if target_table.empty:
         pairs_seen = ", ".join(sorted(set(records.summaries["pair"])))
@@ -168,21 +255,46 @@ def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
                           "runs of those pairs to the results folder, or fix targets with "
                           "--target PAIR=ACCURACY")
     runs = stats.run_table(records.evals, target_table)
+    uncosted = sorted(set(runs.loc[runs["cost_to_target_s"].isna(), "run_id"]))
+    rank_clock = "cost" if not uncosted and len(runs) else "time"
+    if uncosted:
+        notes.append(f"{len(uncosted)} run(s) have no per-step cost counts: the ranking uses the "
+                     "wall clock, not the cost clock")
+    speedups = {"speedup": stats.HELD[rank_clock], "speedup_first": stats.FIRST[rank_clock],
+                "speedup_steps": stats.HELD["steps"]}
+    if rank_clock == "cost":
+        speedups["speedup_wall"] = stats.HELD["time"]
     per_step = dict(zip(records.summaries["run_id"],
                         records.summaries["clock_s"] / records.summaries["steps"].clip(lower=1),
                         strict=True))
-    pairs = _with_effective(stats.pair_table(runs, per_step, reps=reps, seed=seed, level=level),
-                            records.effective)
-    mats = stats.score_matrices(runs)
+    pairs = _with_effective(stats.pair_table(runs, per_step, reps=reps, seed=seed, level=level,
+                                             speedups=speedups), records.effective)
+    mats = stats.score_matrices(runs, column=stats.HELD[rank_clock])
     agg = stats.aggregate(mats, reps=reps, seed=seed, level=level)
+    agg_wall = (stats.aggregate(stats.score_matrices(runs, column=stats.HELD["time"]), reps=reps,
+                                seed=seed, level=level) if rank_clock == "cost" else agg)
     finite = np.concatenate([v[np.isfinite(v)].ravel() for v in mats.norm_times.values()]
                             or [np.array([])])
     tau_max = max(1.5, float(finite.max()) * 1.05) if finite.size else 1.5
     taus = np.linspace(0.0, tau_max, 121)
-    profiles = stats.performance_profile(mats, taus, reps=reps, seed=seed, level=level)
-    notes = _notes(records, target_table, runs, pairs, mats, fixed_targets or {})
-    board = _leaderboard(records.summaries, runs, pairs, agg)
-    return Analysis(records, target_table, runs, pairs, board, profiles, taus, notes, level)
+    fewest = min((m.shape[0] * m.shape[1] for m in mats.norm_times.values()), default=0)
+    profiles = (stats.performance_profile(mats, taus, reps=reps, seed=seed, level=level)
+                if fewest >= PROFILE_MIN_RUNS else {})
+    notes += _notes(records, target_table, runs, pairs, mats, fixed_targets or {})
+    if not profiles and mats.norm_times:
+        notes.append(f"performance profile skipped: a strategy has {fewest} scored run(s), fewer "
+                     f"than {PROFILE_MIN_RUNS}; runs_dotplot.png shows every run instead")
+    board = _leaderboard(records.summaries, runs, pairs, agg, agg_wall)
+    ref = agg[agg["method"] == "reference"]
+    if len(ref) and (agg["method"] == "IQM").any() and abs(ref["self_iqm"].iloc[0] - 1) > 0.01:
+        notes.append(f"{stats.BASELINE}'s own IQM of per-run speedups against its median is "
+                     f"{ref['self_iqm'].iloc[0]:.2f}, not 1 (censored seeds, and the median is "
+                     "one of its seeds): an arm identical to uniform would score about that; "
+                     "read IQMs against it, and the per-pair ratios of medians beside them")
+    claim_rows = (claims.table(runs, list(claim_list), stats.HELD[rank_clock], reps=reps,
+                               seed=seed, level=level) if claim_list else pd.DataFrame())
+    return Analysis(records, target_table, runs, pairs, board, profiles, taus, notes, level,
+                    rank_clock, mats, calibration, calibration_source, claim_rows)
 
 
 def _with_effective(pairs: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFrame:
@@ -227,7 +339,8 @@ def _notes(records: Records, target_table: pd.DataFrame, runs: pd.DataFrame,
 def machine_notes(summaries: pd.DataFrame, tolerance: float = MACHINE_TOLERANCE) -> list[str]:
     """One note per pair whose strategies ran on a machine of different speed (the median of
     their runs' matmul probes differs by more than ``tolerance``): their wall-clock times are
-    then not comparable, while their steps are. Runs recorded without the probe are left out."""
+    then not comparable, while their cost clocks and steps are. Runs recorded without the probe
+    are left out."""
     probed = summaries.dropna(subset=["machine_gflops"])
     notes = []
     for pair, grp in probed.groupby("pair"):
@@ -238,23 +351,32 @@ def machine_notes(summaries: pd.DataFrame, tolerance: float = MACHINE_TOLERANCE)
         notes.append(f"pair {pair}: the machine ran at different speeds for its strategies "
                      f"(matmul probe at each evaluation, median GFLOP/s: {listed}; "
                      f"{speed.max() / speed.min() - 1:.0%} apart): its wall-clock speedups "
-                     "partly measure the machine; read steps saved, or rerun the slower arm")
+                     "partly measure the machine; the cost clock and steps do not")
     return notes
 
 
+AGG_KEYS = ("method", "iqm_speedup", "iqm_lo", "iqm_hi", "poi", "poi_lo", "poi_hi")
+
+
 def _leaderboard(summaries: pd.DataFrame, runs: pd.DataFrame, pairs: pd.DataFrame,
-                 agg: pd.DataFrame) -> pd.DataFrame:
+                 agg: pd.DataFrame, agg_wall: pd.DataFrame) -> pd.DataFrame:
+    """One row per label, ranked by the aggregate speedup on the ranking clock; the baseline is
+    listed at 1.00 as the reference (``reference`` True, no rank), not as a measured speedup."""
     rows = []
     for label, grp in summaries.groupby("label"):
         p = pairs[pairs["label"] == label]
         a = agg[agg["label"] == label]
-        reached = int(np.isfinite(p["median_time_s"]).sum())
-        row = {"label": label, "iqm_speedup": math.nan, "iqm_lo": math.nan, "iqm_hi": math.nan,
-               "poi": math.nan, "poi_lo": math.nan, "poi_hi": math.nan,
+        w = agg_wall[agg_wall["label"] == label]
+        reached = int(np.isfinite(p["median_time_s"]).sum()) if len(p) else 0
+        row = {"label": label, "reference": label == stats.BASELINE,
+               **{k: math.nan for k in AGG_KEYS}, "method": "",
+               "iqm_wall": math.nan, "iqm_wall_lo": math.nan, "iqm_wall_hi": math.nan,
                "pairs_reached": f"{reached}/{len(p)}", "pairs_scored": len(p),
                "runs": len(grp),
                # over pairs, the same censored median as over seeds (inf: most pairs unreached)
                "median_time_to_target_s": stats.censored_median(p["median_time_s"])
+               if len(p) else math.nan,
+               "median_cost_to_target_s": stats.censored_median(p["median_cost_s"])
                if len(p) else math.nan,
                "samples_mean": float(grp["samples"].mean()),
                "reference_samples_mean": float(grp["reference_samples"].mean()),
@@ -264,18 +386,20 @@ def _leaderboard(summaries: pd.DataFrame, runs: pd.DataFrame, pairs: pd.DataFram
                "dates": f"{min(grp['date'])}..{max(grp['date'])}",
                "versions": ";".join(sorted(set(grp["versions"])))}
         if not a.empty:
-            for key in ("iqm_speedup", "iqm_lo", "iqm_hi", "poi", "poi_lo", "poi_hi"):
-                row[key] = float(a[key].iloc[0])
+            row.update({k: a[k].iloc[0] for k in AGG_KEYS})
+        if not w.empty:
+            row.update(iqm_wall=w["iqm_speedup"].iloc[0], iqm_wall_lo=w["iqm_lo"].iloc[0],
+                       iqm_wall_hi=w["iqm_hi"].iloc[0])
         rows.append(row)
     board = pd.DataFrame(rows)
     board["_has"] = board["iqm_speedup"].notna()
     board["_reached"] = [int(r.split("/")[0]) for r in board["pairs_reached"]]
-    board = board.sort_values(["_has", "iqm_speedup", "_reached", "label"],
-                              ascending=[False, False, False, True], kind="stable")
+    board = board.sort_values(["_has", "iqm_speedup", "_reached", "reference", "label"],
+                              ascending=[False, False, False, False, True], kind="stable")
     board = board.drop(columns=["_has", "_reached"]).reset_index(drop=True)
-    board.insert(0, "rank", [i + 1 if ok else pd.NA
-                             for i, ok in enumerate(board["iqm_speedup"].notna())])
-    board["rank"] = board["rank"].astype("Int64")
+    ranked = board["iqm_speedup"].notna() & ~board["reference"]
+    board.insert(0, "rank", pd.array(np.where(ranked, ranked.cumsum(), 0), dtype="Int64"))
+    board.loc[~ranked, "rank"] = pd.NA
     return board
 
 
@@ -323,22 +447,91 @@ def _provenance(summaries: pd.DataFrame) -> str:
 def _definitions(a: Analysis, reps: int, seed: int, level: float) -> str:
     pct = f"{level:.0%}"
     lines = ["## Definitions", "",
-             f"- smoothed accuracy: trailing mean of the last {stats.SMOOTH_WINDOW} evaluations; "
-             "time-to-target: on-clock seconds (evaluation excluded) at the first evaluation "
-             "whose smoothed accuracy reaches the pair's target; a run that never reaches it is "
-             "censored (infinite time, speedup 0), never dropped",
+             f"- smoothed accuracy: trailing mean of the last {stats.SMOOTH_WINDOW} evaluations",
+             "- **held** time-to-target (ranks): the first evaluation after which the smoothed "
+             "accuracy stays at or above the pair's target to the end of the run; **first** "
+             "crossing (MLPerf's rule, reported beside it): the first evaluation at or above "
+             "it. Held ranks because a curve that touches the target and falls back has not "
+             "reached it: first crossing would credit a lucky stretch, and a strategy that "
+             "peaks early and degrades would rank above one that gets there and stays. A run "
+             "that never holds the target is censored (infinite time, speedup 0), never dropped",
+             "- **wall clock**: on-clock seconds (evaluation excluded), the paper's metric; "
+             "**cost clock**: each step's counted work (generated tokens and samples, reference "
+             "and extra rollouts included; trained tokens; steps; selection) priced at per-unit "
+             "seconds from a calibration (below), so it does not move with how busy the shared "
+             "machine was. "
+             + (f"The ranking uses the **{CLOCK_NAMES[a.rank_clock]}**"
+                + (": wall-clock on a shared CPU measures the neighbours as well as the "
+                   "strategy" if a.rank_clock == "cost" else
+                   " (some records lack per-step cost counts)")),
              "- median over seeds: the earliest time by which at least half of the seeds reached "
              "the target; a pair counts as reached when that median is finite",
              "- speedup: uniform's median time-to-target / the strategy's; IQM: interquartile "
-             "mean of per-run speedups over the (seeds x pairs) matrix (rliable); PoI: "
-             "probability that a run of the strategy beats a run of uniform on the same pair, "
-             "averaged over pairs",
-             f"- intervals: {pct} percentile bootstrap over seeds (per pair) and stratified "
-             f"bootstrap (across pairs), {reps} resamples, seed {seed}",
+             "mean of per-run speedups over the (seeds x pairs) matrix (rliable); with a single "
+             "pair the aggregate is that pair's speedup and bootstrap interval (the stratified "
+             "bootstrap of one pair holds the reference fixed and can collapse to a point); "
+             "uniform is the reference, 1.00 by definition; PoI: probability that a run of the "
+             "strategy beats a run of uniform on the same pair, averaged over pairs",
+             f"- intervals: {pct} percentile bootstrap over seeds of both arms (per pair) and "
+             f"stratified bootstrap (across pairs), {reps} resamples, seed {seed}",
+             "- machine speed: median of each run's matmul probe at its evaluations "
+             f"(`time/machine_gflops`); arms more than {MACHINE_TOLERANCE:.0%} apart are flagged",
              "- cost: mean per run of samples generated (including reference / extra "
-             "rollouts) and tokens (generated + trained)", "", "Targets:", ""]
+             "rollouts) and tokens (generated + trained)", ""]
+    lines += _calibration_lines(a) + ["", "Targets:", ""]
     rows = [[p, f"{t:.4f}", s] for p, t, s in a.targets.itertuples(index=False)]
     return "\n".join(lines) + "\n" + _md_table(["pair", "target accuracy", "source"], rows)
+
+
+def _calibration_lines(a: Analysis) -> list[str]:
+    cal = a.calibration
+    if cal is None:
+        return ["Cost clock: none (no record has per-step cost counts)."]
+    u = cal.units
+    return [f"Cost clock calibration ({a.calibration_source}; {len(cal.runs)} runs, {cal.steps} "
+            f"steps, machine probe {_f(cal.machine_gflops, '{:.1f}')} GFLOP/s): "
+            f"{u['gen_token'] * 1e6:.3g} µs per generated token, {u['gen_sample'] * 1e3:.3g} ms "
+            f"per generated sample, {u['train_token'] * 1e6:.3g} µs per trained token, "
+            f"{u['train_step'] * 1e3:.3g} ms per step; selection per step: "
+            + ", ".join(f"{k} {v * 1e3:.3g} ms" for k, v in cal.select_s.items())
+            + f". Fit R²: rollout {_f(cal.r2.get('rollout', math.nan))}, training "
+            f"{_f(cal.r2.get('training', math.nan))}. Method: {cal.method}."
+            + (f" Note: {cal.note}." if cal.note else "")]
+
+
+def _rank_cell(r: pd.Series) -> str:
+    if bool(r["reference"]):
+        return "ref"
+    return str(r["rank"]) if not pd.isna(r["rank"]) else "-"
+
+
+def _speedup_cell(r: pd.Series) -> str:
+    if bool(r["reference"]):
+        return "1.00 (reference)"
+    cell = _ci(r["iqm_speedup"], r["iqm_lo"], r["iqm_hi"])
+    return cell + (" (1 pair)" if r["method"] == "pair" else "")
+
+
+def _pair_md(a: Analysis) -> str:
+    clock = CLOCK_NAMES[a.rank_clock]
+    rows = []
+    for _, r in a.pairs.iterrows():
+        both = [f"{_f(r[f'median_{m}_s'], '{:.1f}')} / {_f(r[f'median_{m}_first_s'], '{:.1f}')}"
+                for m in ("cost", "time")]
+        rows.append([r["pair"], r["label"], str(r["seeds"]),
+                     f"{r['reached']} / {r['reached_first']}", *both,
+                     f"{_f(r['median_steps'], '{:.0f}')} / {_f(r['median_steps_first'], '{:.0f}')}",
+                     f"{_f(r['median_tokens'], '{:,.0f}')} / "
+                     f"{_f(r['median_tokens_first'], '{:,.0f}')}",
+                     _ci(r["speedup"], r["speedup_lo"], r["speedup_hi"]),
+                     _ci(r["speedup_first"], r["speedup_first_lo"], r["speedup_first_hi"]),
+                     _ci(r.get("speedup_wall", math.nan), r.get("speedup_wall_lo", math.nan),
+                         r.get("speedup_wall_hi", math.nan)), r["note"]])
+    return _md_table(["pair", "strategy", "seeds", "seeds reaching (held / first)",
+                      "median cost-clock s (held / first)", "median wall s (held / first)",
+                      "median steps (held / first)", "median tokens (held / first)",
+                      f"speedup, held, {clock} [CI]", f"speedup, first, {clock} [CI]",
+                      "speedup, held, wall clock [CI]", "note"], rows)
 
 
 def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> list[Path]:
@@ -347,30 +540,35 @@ def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> 
     path = out / "leaderboard.csv"
     board.to_csv(path, index=False)
     written.append(path)
-
-    rows = [[str(r["rank"]) if not pd.isna(r["rank"]) else "-", r["label"],
-             _ci(r["iqm_speedup"], r["iqm_lo"], r["iqm_hi"]),
-             _ci(r["poi"], r["poi_lo"], r["poi_hi"]), r["pairs_reached"],
-             _f(r["median_time_to_target_s"], "{:.1f}"), f"{r['samples_mean']:,.0f}",
-             f"{r['reference_samples_mean']:,.0f}", f"{r['tokens_mean']:,.0f}",
-             r["git_commits"]]
+    clock = CLOCK_NAMES[a.rank_clock]
+    rows = [[_rank_cell(r), r["label"], _speedup_cell(r),
+             "1.00 (reference)" if r["reference"] else _ci(r["iqm_wall"], r["iqm_wall_lo"],
+                                                           r["iqm_wall_hi"]),
+             "-" if r["reference"] else _ci(r["poi"], r["poi_lo"], r["poi_hi"]),
+             r["pairs_reached"], _f(r["median_cost_to_target_s"], "{:.1f}"),
+             _f(r["median_time_to_target_s"], "{:.1f}"), _f(r["machine_gflops"], "{:.1f}"),
+             f"{r['samples_mean']:,.0f}", f"{r['reference_samples_mean']:,.0f}",
+             f"{r['tokens_mean']:,.0f}", r["git_commits"]]
             for _, r in board.iterrows()]
+    figures = ["accuracy_vs_time.png", "accuracy_vs_cost.png", "speedup.png",
+               "runs_dotplot.png", *(["performance_profile.png"] if a.profiles else []),
+               "effective_frac.png"]
     md = ["# Leaderboard: time to target accuracy", "",
-          "Strategies ranked by the interquartile mean (IQM) across pairs of their speedup in "
-          "on-clock time to reach the target accuracy, relative to uniform GRPO.", "",
-          _md_table(["rank", "strategy", f"IQM speedup [{level:.0%} CI]",
-                     "P(improve over uniform) [CI]", "pairs reaching target",
-                     "median time-to-target (s; median over pairs)", "samples / run", "of which reference",
-                     "tokens / run", "git commit(s)"], rows),
-          "## Per pair", "",
-          _md_table(["pair", "strategy", "seeds", "seeds reaching", "median time (s)",
-                     "median steps", "speedup [CI]", "note"],
-                    [[r["pair"], r["label"], str(r["seeds"]), str(r["reached"]),
-                      _f(r["median_time_s"], "{:.1f}"), _f(r["median_steps"], "{:.0f}"),
-                      _ci(r["speedup"], r["speedup_lo"], r["speedup_hi"]), r["note"]]
-                     for _, r in a.pairs.iterrows()]),
-          "Figures: `accuracy_vs_time.png`, `speedup.png`, `performance_profile.png`, "
-          "`effective_frac.png`.", ""]
+          f"Strategies ranked by their speedup over uniform GRPO in **{clock}** time until "
+          "they **hold** the target accuracy (the smoothed curve stays at or above it to the "
+          "end of the run), aggregated across pairs as the interquartile mean (IQM) of per-run "
+          "speedups. Uniform is the reference (1.00 by definition). The wall-clock column is "
+          "the paper's metric on the same rule; the per-pair table gives first crossings too.",
+          "", _md_table(["rank", "strategy", f"speedup, {clock} [{level:.0%} CI]",
+                         "speedup, wall clock [CI]", "P(improve over uniform) [CI]",
+                         "pairs reaching target", "median cost-clock s to target (over pairs)",
+                         "median wall s to target (over pairs)", "machine GFLOP/s (median)",
+                         "samples / run", "of which reference", "tokens / run",
+                         "git commit(s)"], rows),
+          "## Per pair", "", _pair_md(a)]
+    if not a.claims.empty:
+        md += ["## Published claims against this suite", "", claims.markdown(a.claims, clock)]
+    md += ["Figures: " + ", ".join(f"`{f}`" for f in figures) + ".", ""]
     if a.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in a.notes] + [""]
     md += [_definitions(a, reps, seed, level), _provenance(a.records.summaries)]
@@ -378,15 +576,21 @@ def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> 
     path.write_text("\n".join(md))
     written.append(path)
 
+    if not a.claims.empty:
+        path = out / "claims.csv"
+        a.claims.to_csv(path, index=False)
+        written.append(path)
+
     t1 = a.pairs[["pair", "label", "seeds", "reached", "median_steps", "steps_saved_pct",
-                  "per_step_time_saved_pct", "total_time_saved_pct", "speedup", "speedup_lo",
-                  "speedup_hi", "effective_frac", "effective_vs_uniform", "note"]]
+                  "per_step_time_saved_pct", "total_time_saved_pct", "total_cost_saved_pct",
+                  "speedup", "speedup_lo", "speedup_hi", "effective_frac",
+                  "effective_vs_uniform", "note"]]
     path = out / "table1.csv"
     t1.to_csv(path, index=False)
     written.append(path)
     body = [[r["pair"], r["label"], _f(r["median_steps"], "{:.0f}"),
              _f(r["steps_saved_pct"], "{:.2f}%"), _f(r["per_step_time_saved_pct"], "{:.2f}%"),
-             _f(r["total_time_saved_pct"], "{:.2f}%"),
+             _f(r["total_time_saved_pct"], "{:.2f}%"), _f(r["total_cost_saved_pct"], "{:.2f}%"),
              _ci(r["speedup"], r["speedup_lo"], r["speedup_hi"]),
              f"{_f(r['effective_frac'])} ({_f(r['effective_vs_uniform'], '{:.2f}x')})",
              f"{int(r['reached'])}/{int(r['seeds'])}"]
@@ -395,12 +599,14 @@ def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> 
     path.write_text("# Time saved relative to uniform (as the paper's Table 1)\n\n"
                     "Steps saved = 1 - median steps-to-target / uniform's; per-step time saved = "
                     "1 - mean on-clock seconds per step / uniform's; total time saved = 1 - "
-                    "median time-to-target / uniform's. n/a: not reached, or no uniform "
-                    "reference (see leaderboard.md notes). Effective questions: mean fraction of "
-                    "the selected prompts whose group had non-zero reward variance (x uniform's)."
-                    "\n\n"
+                    "median time-to-target / uniform's, on the wall clock (the paper's) and on "
+                    "the cost clock; all to the held target (see leaderboard.md). n/a: not "
+                    "reached, or no uniform reference (see leaderboard.md notes). Effective "
+                    "questions: mean fraction of the selected prompts whose group had non-zero "
+                    "reward variance (x uniform's).\n\n"
                     + _md_table(["pair", "strategy", "steps to target", "steps saved",
-                                 "per-step time saved", "total time saved", "speedup [CI]",
+                                 "per-step time saved", "total time saved (wall)",
+                                 "total time saved (cost clock)", f"speedup, {clock} [CI]",
                                  "effective questions", "seeds reaching"], body))
     written.append(path)
 
@@ -458,193 +664,18 @@ def _tier_tables(records: Records, out: Path) -> list[Path]:
     return [csv_path, md_path]
 
 
-# ---------------------------------------------------------------------------- figures
-
-
-def _colours(labels: Sequence[str]) -> dict[str, str]:
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    # one colour per distinct label (labels arrive once per run)
-    others = sorted(set(labels) - {stats.BASELINE})
-    out = {stats.BASELINE: "black"}
-    out.update({lb: palette[i % len(palette)] for i, lb in enumerate(others)})
-    return out
-
-
-def _grid(n: int) -> tuple[plt.Figure, list[plt.Axes]]:
-    ncols = min(3, n)
-    nrows = math.ceil(n / ncols)
-    # constrained layout leaves room for the suptitle and the legend placed "outside" below
-    fig, axes = plt.subplots(nrows, ncols, figsize=(max(8.0, 5.2 * ncols), 3.6 * nrows + 1.2),
-                             dpi=DPI, squeeze=False, layout="constrained")
-    flat = list(axes.ravel())
-    for ax in flat[n:]:
-        ax.set_visible(False)
-    return fig, flat[:n]
-
-
-def _legend(fig: plt.Figure, colours: Mapping[str, str], labels: Sequence[str],
-            extra: Sequence[tuple[str, dict]] = ()) -> None:
-    handles = [plt.Line2D([], [], color=colours[lb], lw=2, label=lb) for lb in labels]
-    handles += [plt.Line2D([], [], label=text, **style) for text, style in extra]
-    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5),
-               frameon=False, title="strategy")
-
-
-def _ordered(labels: Sequence[str]) -> list[str]:
-    return sorted(set(labels), key=lambda lb: (lb != stats.BASELINE, lb))
-
-
-def plot_accuracy(a: Analysis, path: Path, colours: Mapping[str, str]) -> Path:
-    """Held-out accuracy vs on-clock time: mean over seeds on a common time grid (each seed
-    interpolated linearly between its evaluations, up to the shortest seed's end), band = +-1
-    standard error over seeds."""
-    evals = a.records.evals
-    pairs = sorted(set(evals["pair"]))
-    fig, axes = _grid(len(pairs))
-    tmap = dict(zip(a.targets["pair"], a.targets["target"], strict=True))
-    for ax, pair in zip(axes, pairs, strict=True):
-        sub = evals[evals["pair"] == pair]
-        for label in _ordered(sub["label"]):
-            runs = [g.sort_values("step") for _, g in sub[sub["label"] == label].groupby("run_id")]
-            end = min(float(g["clock_s"].iloc[-1]) for g in runs)
-            grid = np.linspace(0.0, end, 100)
-            ys = np.stack([np.interp(grid, g["clock_s"], g["accuracy"]) for g in runs])
-            mean = ys.mean(axis=0)
-            ax.plot(grid, mean, color=colours[label], lw=1.8)
-            if len(runs) > 1:
-                se = ys.std(axis=0, ddof=1) / math.sqrt(len(runs))
-                ax.fill_between(grid, mean - se, mean + se, color=colours[label], alpha=0.18,
-                                lw=0)
-            med = a.pairs[(a.pairs["pair"] == pair) & (a.pairs["label"] == label)]
-            if pair in tmap and not med.empty and math.isfinite(med["median_time_s"].iloc[0]):
-                ax.plot([med["median_time_s"].iloc[0]], [tmap[pair]], marker="v", ms=8,
-                        color=colours[label], mec="white", ls="none")
-        if pair in tmap:
-            ax.axhline(tmap[pair], color="grey", ls="--", lw=1)
-        ax.set_title(pair)
-        ax.set_xlabel("on-clock training time (s, evaluation excluded)")
-        ax.set_ylabel("held-out accuracy")
-        ax.grid(alpha=0.3)
-    _legend(fig, colours, _ordered(evals["label"]),
-            [("target", {"color": "grey", "ls": "--"}),
-             ("median time-to-target", {"color": "grey", "marker": "v", "ls": "none"})])
-    fig.suptitle("Held-out accuracy vs training time (mean over seeds, band: ±1 s.e.)")
-    return _save(fig, path)
-
-
-def plot_effective(a: Analysis, path: Path, colours: Mapping[str, str]) -> Path:
-    eff = a.records.effective
-    pairs = sorted(set(a.records.summaries["pair"]))
-    fig, axes = _grid(len(pairs))
-    for ax, pair in zip(axes, pairs, strict=True):
-        sub = eff[eff["pair"] == pair]
-        for label in _ordered(sub["label"]):
-            mean = sub[sub["label"] == label].groupby("step")["value"].mean().sort_index()
-            smooth = mean.rolling(EFFECTIVE_WINDOW, min_periods=1).mean()
-            ax.plot(mean.index, mean.to_numpy(), color=colours[label], alpha=0.2, lw=0.8)
-            ax.plot(smooth.index, smooth.to_numpy(), color=colours[label], lw=1.8)
-        ax.set_title(pair)
-        ax.set_xlabel("training step")
-        ax.set_ylabel("share of selected groups with\nnon-zero reward variance")
-        ax.set_ylim(-0.02, 1.02)
-        ax.grid(alpha=0.3)
-    _legend(fig, colours, _ordered(eff["label"]) if len(eff) else [])
-    fig.suptitle(f"Effective-question fraction (mean over seeds; bold: {EFFECTIVE_WINDOW}-step "
-                 "trailing mean)")
-    return _save(fig, path)
-
-
-def plot_speedups(a: Analysis, path: Path, colours: Mapping[str, str]) -> Path:
-    """Horizontal bars per pair and strategy, plus the IQM across pairs, with intervals."""
-    labels = _ordered(a.pairs["label"])
-    groups: list[tuple[str, dict[str, tuple[float, float, float]]]] = []
-    for pair, grp in a.pairs.groupby("pair", sort=True):
-        groups.append((pair, {r["label"]: (r["speedup"], r["speedup_lo"], r["speedup_hi"])
-                              for _, r in grp.iterrows()}))
-    groups.append(("IQM across pairs",
-                   {r["label"]: (r["iqm_speedup"], r["iqm_lo"], r["iqm_hi"])
-                    for _, r in a.leaderboard.iterrows()}))
-    finite = [v for _, vals in groups for t in vals.values() for v in t if math.isfinite(v)]
-    xmax = max([1.5, *finite]) * 1.12
-    height = 0.8 / max(1, len(labels))
-    fig, ax = plt.subplots(figsize=(9.5, 1.9 + 0.32 * len(labels) * len(groups)),
-                           dpi=DPI)
-    yticks = []
-    for gi, (_name, vals) in enumerate(groups):
-        y0 = gi  # y grows downwards (inverted axis): pairs in order, the IQM last
-        yticks.append(y0)
-        for li, label in enumerate(labels):
-            if label not in vals:
-                continue
-            y = y0 - 0.4 + (li + 0.5) * height
-            point, lo, hi = vals[label]
-            if math.isnan(point):
-                ax.text(0.02, y, "no uniform reference", va="center", fontsize=7, color="grey")
-                continue
-            ax.barh(y, point, height=height * 0.9, color=colours[label], alpha=0.85)
-            hi_c = min(hi, xmax * 0.98)
-            ax.errorbar(point, y, xerr=[[point - lo], [hi_c - point]], fmt="none",
-                        ecolor="black", capsize=2, lw=1)
-            if math.isinf(hi):
-                ax.text(hi_c, y, " →∞", va="center", fontsize=7)
-            if point == 0:
-                ax.text(0.02, y, "not reached", va="center", fontsize=7, color=colours[label])
-    ax.axvline(1.0, color="grey", ls="--", lw=1)
-    ax.set_yticks(yticks, [g[0] for g in groups])
-    ax.set_xlim(0, xmax)
-    ax.set_xlabel("speedup in time to target over uniform (×; >1 is faster; "
-                  f"whiskers: {a.level:.0%} CI)")
-    ax.set_title("Speedup to target accuracy, per pair and across pairs")
-    ax.invert_yaxis()
-    ax.grid(axis="x", alpha=0.3)
-    handles = [plt.Rectangle((0, 0), 1, 1, color=colours[lbl]) for lbl in labels]
-    ax.legend(handles, labels, title="strategy", loc="upper left", bbox_to_anchor=(1.01, 1),
-              fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def plot_profile(a: Analysis, path: Path, colours: Mapping[str, str]) -> Path:
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=DPI)
-    for label in _ordered(list(a.profiles)):
-        prof, ci = a.profiles[label]
-        ax.step(a.taus, prof, where="post", color=colours[label], lw=1.8, label=label)
-        ax.fill_between(a.taus, ci[0], ci[1], step="post", color=colours[label], alpha=0.15,
-                        lw=0)
-    ax.axvline(1.0, color="grey", ls="--", lw=1, label="uniform's median time")
-    ax.set_xlabel("time budget τ (multiples of uniform's median time-to-target on the pair)")
-    ax.set_ylabel("fraction of runs reaching the target\nwithin τ")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlim(0, a.taus[-1])
-    ax.set_title(f"Time-to-target performance profile (all pairs and seeds; band: {a.level:.0%} "
-                 "CI)")
-    ax.grid(alpha=0.3)
-    if a.profiles:
-        ax.legend(title="strategy", fontsize=8, loc="best")
-    else:
-        ax.text(0.5, 0.5, "no pair has a uniform reference time", ha="center",
-                transform=ax.transAxes)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.savefig(path)
-    plt.close(fig)
-    return path
-
-
 # ---------------------------------------------------------------------------- entry point
 
 
 def report(results: Path, out: Path | None = None,
            fixed_targets: Mapping[str, float] | None = None, reps: int = 2000, seed: int = 0,
-           level: float = 0.95) -> tuple[Analysis, list[Path]]:
-    """Analyse ``results/runs`` and write the report into ``out`` (default ``results/report``)."""
+           level: float = 0.95, calibration: Path | None = None,
+           claims_file: Path | None = None) -> tuple[Analysis, list[Path]]:
+    """Analyse ``results/runs`` and write the report into ``out`` (default ``results/report``).
+    ``calibration``: the cost clock's unit costs (default ``results/calibration.json``, else
+    fitted on the records); ``claims_file``: published claims (default configs/claims.yaml)."""
+    from harness import figures
+
     if reps < 1:
         raise ReportError(f"--reps must be at least 1, got {reps}")
     results = Path(results)
@@ -652,14 +683,18 @@ def report(results: Path, out: Path | None = None,
     records = load_records(results)
     # targets fixed in sweep files (kept in sweeps/*/sweep.json); --target wins over them
     fixed_targets = {**sweep_targets(results), **(fixed_targets or {})}
-    a = analyse(records, fixed_targets or None, reps=reps, seed=seed, level=level)
+    cal, source = resolve_calibration(results, records, calibration)
+    try:
+        claim_list = claims.load(claims_file)
+    except ValueError as err:
+        if claims_file:
+            raise ReportError(str(err)) from err
+        claim_list = []
+    a = analyse(records, fixed_targets or None, reps=reps, seed=seed, level=level,
+                calibration=cal, calibration_source=source, claim_list=claim_list)
     out.mkdir(parents=True, exist_ok=True)
     written = write_tables(a, out, reps, seed, level)
-    colours = _colours(list(records.summaries["label"]))
-    written += [plot_accuracy(a, out / "accuracy_vs_time.png", colours),
-                plot_speedups(a, out / "speedup.png", colours),
-                plot_profile(a, out / "performance_profile.png", colours),
-                plot_effective(a, out / "effective_frac.png", colours)]
+    written += figures.draw_all(a, out)
     for note in a.notes:
         print(f"note: {note}", file=sys.stderr)
     return a, written

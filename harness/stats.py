@@ -11,10 +11,21 @@ Definitions, applied to every strategy alike:
 - **Target** per pair: the median over the uniform baseline's seeds of its smoothed accuracy at
   its last evaluation (read off the same smoothed curve, so uniform's median seed reaches it by
   construction), or a fixed value the user gives for that pair.
-- **Time-to-target** of a run: the on-clock seconds (``eval.csv`` ``clock_s``) of the first
-  evaluation whose smoothed accuracy is at or above the target; steps, tokens (generated +
-  trained) and samples to target are read off the same evaluation. A run that never gets there
-  is censored: infinite time, never dropped.
+- **Time-to-target** of a run, two rules read off the same smoothed curve:
+  - *first crossing* (MLPerf's): the first evaluation whose smoothed accuracy is at or above the
+    target;
+  - *held* (the one that ranks): the first evaluation after which the smoothed accuracy stays at
+    or above the target to the end of the run. A curve that touches the target and falls back
+    has not reached it: a lucky stretch would otherwise count as a speedup, and strategies that
+    peak early and degrade (over-fitting a narrow band of difficulty, unstable off-policy
+    updates) would rank above ones that get there and stay. Held is never earlier than first; on
+    a curve that rises and stays up the two agree. A run whose smoothed accuracy ends below the
+    target has not held it. Held is conditional on the run's length: a longer run may still
+    fall back, so compare runs of one length (a sweep's).
+  Each rule gives on-clock seconds (``eval.csv`` ``clock_s``), cost-clock seconds (``cost_s``,
+  ``harness.costclock``: counted work x per-unit costs from a calibration, so it does not move
+  with how busy the machine was), steps, tokens (generated + trained) and samples, all read off
+  the same evaluation. A run that never gets there is censored: infinite, never dropped.
 - **Median** over seeds of a time (steps, tokens) with censoring: the earliest value by which at
   least half of the seeds have reached the target (the Kaplan-Meier median when every censoring
   is at infinity), i.e. the ceil(n/2)-th smallest value; infinite when fewer than half reach.
@@ -23,7 +34,11 @@ Definitions, applied to every strategy alike:
   (0 when censored). Intervals: percentile bootstrap over seeds (both sides resampled), seeded.
 - **Across pairs** (rliable): interquartile mean of per-run speedups over the (seeds x pairs)
   matrix with stratified bootstrap intervals, probability of improvement over uniform, and a
-  performance profile of normalised time-to-target (run time / uniform's median time).
+  performance profile of normalised time-to-target (run time / uniform's median time). The
+  baseline is the reference (1 by definition, not its IQM against its own median); with one
+  pair the aggregate is that pair's ratio of medians and its two-arm bootstrap.
+- Every rule takes a column of the run table (``HELD``/``FIRST`` x time, cost, steps, tokens):
+  the report ranks on held cost-clock time and shows the rest beside it.
 """
 
 from __future__ import annotations
@@ -32,7 +47,7 @@ import math
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -57,24 +72,48 @@ def smooth(accuracy: Sequence[float], window: int = SMOOTH_WINDOW) -> np.ndarray
 
 @dataclass(frozen=True)
 class Crossing:
-    """Where a run first reaches the target (all ``inf`` when it never does)."""
+    """Where a run reaches the target (all ``inf`` when it never does). ``cost_s`` is ``nan``
+    for curves without a cost clock."""
 
     reached: bool
     time_s: float
     steps: float
     tokens: float
     samples: float
+    cost_s: float = math.nan
+
+
+def _never() -> Crossing:
+    return Crossing(False, math.inf, math.inf, math.inf, math.inf, math.inf)
+
+
+def _at(curve: pd.DataFrame, i: int) -> Crossing:
+    row = curve.iloc[i]
+    return Crossing(True, float(row["clock_s"]), float(row["step"]), float(row["tokens"]),
+                    float(row["samples"]), float(row.get("cost_s", math.nan)))
+
+
+def _above(curve: pd.DataFrame, target: float, window: int) -> np.ndarray:
+    return smooth(curve["accuracy"].to_numpy(), window) >= target - _TOL
 
 
 def first_crossing(curve: pd.DataFrame, target: float, window: int = SMOOTH_WINDOW) -> Crossing:
-    """``curve``: one run's eval rows (step, clock_s, tokens, samples, accuracy), any order."""
+    """``curve``: one run's eval rows (step, clock_s, tokens, samples, accuracy, optionally
+    cost_s), any order. The first evaluation whose smoothed accuracy reaches the target."""
     curve = curve.sort_values("step")
-    hits = np.flatnonzero(smooth(curve["accuracy"].to_numpy(), window) >= target - _TOL)
-    if len(hits) == 0:
-        return Crossing(False, math.inf, math.inf, math.inf, math.inf)
-    row = curve.iloc[int(hits[0])]
-    return Crossing(True, float(row["clock_s"]), float(row["step"]), float(row["tokens"]),
-                    float(row["samples"]))
+    hits = np.flatnonzero(_above(curve, target, window))
+    return _at(curve, int(hits[0])) if len(hits) else _never()
+
+
+def held_crossing(curve: pd.DataFrame, target: float, window: int = SMOOTH_WINDOW) -> Crossing:
+    """The first evaluation from which the smoothed accuracy stays at or above the target to the
+    run's last evaluation; censored when the last one is below it."""
+    curve = curve.sort_values("step")
+    above = _above(curve, target, window)
+    if len(above) == 0 or not above[-1]:
+        return _never()
+    below = np.flatnonzero(~above)
+    return _at(curve, int(below[-1]) + 1 if len(below) else 0)
 
 
 def censored_median(values: Sequence[float]) -> float:
@@ -151,38 +190,50 @@ def targets(evals: pd.DataFrame, fixed: Mapping[str, float] | None = None,
     return pd.DataFrame(rows, columns=["pair", "target", "source"])
 
 
+# held (the ranking rule) under ``*_to_target*``, first crossing under ``*_first*``
+MEASURES = {"time": "_s", "cost": "_s", "steps": "", "tokens": "", "samples": ""}
+HELD = {m: f"{m}_to_target{u}" for m, u in MEASURES.items()}
+FIRST = {m: f"{m}_first{u}" for m, u in MEASURES.items()}
 RUN_COLUMNS = ["pair", "label", "seed", "run_id", "target", "reached", "censored",
-               "time_to_target_s", "steps_to_target", "tokens_to_target", "samples_to_target"]
+               *HELD.values(), "reached_first", *FIRST.values()]
 
 
 def run_table(evals: pd.DataFrame, target_table: pd.DataFrame,
               window: int = SMOOTH_WINDOW) -> pd.DataFrame:
-    """Time, steps, tokens and samples to target per run (runs of pairs without a target are
-    left out). Censored runs have ``inf`` values and ``censored`` True."""
+    """Time (wall and cost clock), steps, tokens and samples to target per run, held and first
+    crossing (runs of pairs without a target are left out). ``reached``/``censored`` are the
+    held rule's; censored values are ``inf``; ``cost`` is ``nan`` where evals lack ``cost_s``."""
     tmap = dict(zip(target_table["pair"], target_table["target"], strict=True))
     rows = []
     for (run_id, pair, label, seed), curve in evals.groupby(EVAL_KEYS, sort=True):
         if pair not in tmap:
             continue
-        c = first_crossing(curve, tmap[pair], window)
-        rows.append({"pair": pair, "label": label, "seed": int(seed), "run_id": run_id,
-                     "target": tmap[pair], "reached": c.reached, "censored": not c.reached,
-                     "time_to_target_s": c.time_s, "steps_to_target": c.steps,
-                     "tokens_to_target": c.tokens, "samples_to_target": c.samples})
+        held = held_crossing(curve, tmap[pair], window)
+        first = first_crossing(curve, tmap[pair], window)
+        row = {"pair": pair, "label": label, "seed": int(seed), "run_id": run_id,
+               "target": tmap[pair], "reached": held.reached, "censored": not held.reached,
+               "reached_first": first.reached}
+        for cols, c in ((HELD, held), (FIRST, first)):
+            row.update({cols["time"]: c.time_s, cols["cost"]: c.cost_s, cols["steps"]: c.steps,
+                        cols["tokens"]: c.tokens, cols["samples"]: c.samples})
+        rows.append(row)
     table = pd.DataFrame(rows, columns=RUN_COLUMNS)
     return table.sort_values(["pair", "label", "seed"], kind="stable").reset_index(drop=True)
 
 
-def reference_times(runs: pd.DataFrame, baseline: str = BASELINE) -> dict[str, tuple[float, str]]:
-    """Per pair: the baseline's median time-to-target, or ``nan`` with the reason it has none."""
+def reference_times(runs: pd.DataFrame, baseline: str = BASELINE,
+                    column: str = "time_to_target_s") -> dict[str, tuple[float, str]]:
+    """Per pair: the baseline's median of ``column``, or ``nan`` with the reason it has none."""
     out: dict[str, tuple[float, str]] = {}
     for pair, grp in runs.groupby("pair"):
-        base = grp[grp["label"] == baseline]["time_to_target_s"].to_numpy()
-        if (grp["time_to_target_s"] == 0).any():
+        base = grp[grp["label"] == baseline][column].to_numpy()
+        if (grp[column] == 0).any():
             out[pair] = (math.nan, "the target is met before training (step 0); train longer "
                                    f"or pass --target {pair}=VALUE")
         elif len(base) == 0:
             out[pair] = (math.nan, f"no {baseline} runs on this pair: no speedup")
+        elif np.isnan(base).any():
+            out[pair] = (math.nan, f"{baseline} has no {column} (records without a cost clock)")
         elif math.isinf(censored_median(base)):
             out[pair] = (math.nan, f"{baseline}'s median seed does not reach the target: "
                                    "no reference time")
@@ -191,35 +242,54 @@ def reference_times(runs: pd.DataFrame, baseline: str = BASELINE) -> dict[str, t
     return out
 
 
+def _speedup_seed(seed: int, pair: str, label: str, name: str) -> int:
+    # the ranking speedup keeps the seed it always had; the others get their own streams
+    return stable_seed(seed, pair, label) if name == "speedup" else stable_seed(seed, pair,
+                                                                                label, name)
+
+
 def pair_table(runs: pd.DataFrame, per_step_s: Mapping[str, float] | None = None,
                reps: int = 2000, seed: int = 0, level: float = 0.95,
-               baseline: str = BASELINE) -> pd.DataFrame:
-    """One row per (pair, label): medians to target, speedup over the baseline with its
-    bootstrap interval, and the paper's Table 1 columns (steps, per-step time, total time saved,
-    in % of the baseline's). ``per_step_s`` maps run_id to on-clock seconds per step."""
-    refs = reference_times(runs, baseline)
+               baseline: str = BASELINE,
+               speedups: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """One row per (pair, label): medians to target (held and first crossing), speedups over the
+    baseline with bootstrap intervals, and the paper's Table 1 columns (steps, per-step time,
+    total time saved, in % of the baseline's). ``speedups`` maps an output name to the run
+    column it divides (default ``{"speedup": "time_to_target_s"}``); ``speedup`` is the ranking
+    one and its reference decides the row's note. ``per_step_s`` maps run_id to on-clock
+    seconds per step."""
+    speedups = dict(speedups or {"speedup": HELD["time"]})
+    refs = {name: reference_times(runs, baseline, col) for name, col in speedups.items()}
     per_step_s = dict(per_step_s or {})
     rows = []
     for (pair, label), grp in runs.groupby(["pair", "label"], sort=True):
-        ref, note = refs[pair]
         base = runs[(runs["pair"] == pair) & (runs["label"] == baseline)]
-        t = grp["time_to_target_s"].to_numpy()
         row: dict[str, object] = {
             "pair": pair, "label": label, "seeds": len(grp), "reached": int(grp["reached"].sum()),
-            "median_time_s": censored_median(t),
-            "median_steps": censored_median(grp["steps_to_target"]),
-            "median_tokens": censored_median(grp["tokens_to_target"]),
-            "reference_time_s": ref, "speedup": math.nan, "speedup_lo": math.nan,
-            "speedup_hi": math.nan, "steps_saved_pct": math.nan,
-            "per_step_time_saved_pct": math.nan, "total_time_saved_pct": math.nan, "note": note,
-        }
-        if not math.isnan(ref):
-            point, lo, hi = bootstrap_speedup(base["time_to_target_s"].to_numpy(), t, reps,
-                                              stable_seed(seed, pair, label), level)
-            row.update(speedup=point, speedup_lo=lo, speedup_hi=hi)
-            row["total_time_saved_pct"] = _saved(row["median_time_s"], ref)
+            "reached_first": int(grp["reached_first"].sum())}
+        for rule, cols in (("", HELD), ("_first", FIRST)):
+            for m, col in cols.items():
+                unit = "_s" if m in ("time", "cost") else ""
+                row[f"median_{m}{rule}{unit}"] = censored_median(grp[col])
+        row.update({"steps_saved_pct": math.nan, "per_step_time_saved_pct": math.nan,
+                    "total_time_saved_pct": math.nan, "total_cost_saved_pct": math.nan,
+                    "note": refs["speedup"][pair][1] if "speedup" in refs else ""})
+        for name, col in speedups.items():
+            ref = refs[name][pair][0]
+            row[f"{name}_reference"] = ref
+            point = lo = hi = math.nan
+            if not math.isnan(ref):
+                point, lo, hi = bootstrap_speedup(base[col].to_numpy(), grp[col].to_numpy(),
+                                                  reps, _speedup_seed(seed, pair, label, name),
+                                                  level)
+            row.update({name: point, f"{name}_lo": lo, f"{name}_hi": hi})
+        if len(base):
+            row["total_time_saved_pct"] = _saved(row["median_time_s"],
+                                                 censored_median(base[HELD["time"]]))
+            row["total_cost_saved_pct"] = _saved(row["median_cost_s"],
+                                                 censored_median(base[HELD["cost"]]))
             row["steps_saved_pct"] = _saved(row["median_steps"],
-                                            censored_median(base["steps_to_target"]))
+                                            censored_median(base[HELD["steps"]]))
             mine = [per_step_s[r] for r in grp["run_id"] if r in per_step_s]
             theirs = [per_step_s[r] for r in base["run_id"] if r in per_step_s]
             if mine and theirs:
@@ -230,8 +300,9 @@ def pair_table(runs: pd.DataFrame, per_step_s: Mapping[str, float] | None = None
 
 
 def _saved(value: float, reference: float) -> float:
-    """Percent saved relative to the reference; ``nan`` when the value was never reached."""
-    if math.isinf(value) or reference <= 0:
+    """Percent saved relative to the reference; ``nan`` when either was never reached."""
+    if math.isnan(value) or math.isnan(reference) or math.isinf(value) or math.isinf(reference) \
+            or reference <= 0:
         return math.nan
     return 100.0 * (1.0 - value / reference)
 
@@ -249,13 +320,19 @@ class Matrices:
     baseline_speedups: dict[str, np.ndarray]  # the baseline's matrix over the same pairs
     seeds_used: dict[str, int]
     notes: dict[str, str]
+    times: dict[str, np.ndarray] = field(default_factory=dict)  # the label's raw times
+    baseline_times: dict[str, np.ndarray] = field(default_factory=dict)
+    baseline: str = BASELINE
+    column: str = "time_to_target_s"
 
 
-def score_matrices(runs: pd.DataFrame, baseline: str = BASELINE) -> Matrices:
+def score_matrices(runs: pd.DataFrame, baseline: str = BASELINE,
+                   column: str = "time_to_target_s") -> Matrices:
     """rliable needs rectangular matrices: when a label has different seed counts across its
-    pairs, every pair keeps its lowest-numbered ``n`` seeds, ``n`` the smallest count (noted)."""
-    refs = reference_times(runs, baseline)
-    m = Matrices({}, {}, {}, {}, {}, {})
+    pairs, every pair keeps its lowest-numbered ``n`` seeds, ``n`` the smallest count (noted).
+    ``column``: the run table's time (or steps, tokens) to target that the speedups divide."""
+    refs = reference_times(runs, baseline, column)
+    m = Matrices({}, {}, {}, {}, {}, {}, baseline=baseline, column=column)
     for label in sorted(set(runs["label"])):
         pairs = [p for p in sorted(set(runs[runs["label"] == label]["pair"]))
                  if not math.isnan(refs[p][0])]
@@ -263,12 +340,12 @@ def score_matrices(runs: pd.DataFrame, baseline: str = BASELINE) -> Matrices:
             m.notes[label] = f"no pair with a {baseline} reference"
             continue
 
-        def column(lbl: str, pair: str) -> np.ndarray:
+        def col(lbl: str, pair: str) -> np.ndarray:
             sel = runs[(runs["pair"] == pair) & (runs["label"] == lbl)].sort_values("seed")
-            return sel["time_to_target_s"].to_numpy()
+            return sel[column].to_numpy(dtype=float)
 
-        cols = [column(label, p) for p in pairs]
-        base_cols = [column(baseline, p) for p in pairs]
+        cols = [col(label, p) for p in pairs]
+        base_cols = [col(baseline, p) for p in pairs]
         n = min(len(c) for c in cols)
         nb = min(len(c) for c in base_cols)
         if max(len(c) for c in cols) != n or max(len(c) for c in base_cols) != nb:
@@ -282,6 +359,8 @@ def score_matrices(runs: pd.DataFrame, baseline: str = BASELINE) -> Matrices:
         m.norm_times[label] = np.where(np.isinf(times), np.inf, times / ref[None, :])
         m.baseline_speedups[label] = ratio(ref[None, :], base_times)
         m.seeds_used[label] = n
+        m.times[label] = times
+        m.baseline_times[label] = base_times
     return m
 
 
@@ -306,34 +385,59 @@ def poi_fast(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.mean(gt + 0.5 * eq))
 
 
+AGG_COLUMNS = ["label", "method", "pairs", "seeds_per_pair", "iqm_speedup", "iqm_lo", "iqm_hi",
+               "poi", "poi_lo", "poi_hi", "self_iqm", "note"]
+
+
 def aggregate(mats: Matrices, reps: int = 2000, seed: int = 0,
               level: float = 0.95) -> pd.DataFrame:
     """Per label: IQM of per-run speedups and probability of improvement over the baseline,
-    each with a stratified bootstrap interval (rliable)."""
+    each with a stratified bootstrap interval (rliable).
+
+    - The baseline itself is the reference (``method`` "reference"): speedup 1 and PoI 0.5 by
+      definition, not measured (its IQM of per-run speedups against its own median is not 1:
+      with 2 seeds the median is the faster one, so it would read e.g. 0.7x of itself).
+    - On a single pair the stratified bootstrap resamples only the strategy's runs against a
+      fixed reference time, and with 2 seeds it can collapse to a point; there the aggregate is
+      the pair's own speedup (ratio of medians) with its bootstrap over both arms' seeds, the
+      same numbers as the per-pair table (``method`` "pair").
+    """
     from rliable import library as rly
     from rliable import metrics
 
     rows = []
     for label, scores in mats.speedups.items():
-        with _global_seed(stable_seed(seed, "iqm", label)):
-            point, ci = rly.get_interval_estimates(
-                {label: scores}, lambda s: np.array([metrics.aggregate_iqm(s)]), reps=reps,
-                confidence_interval_size=level)
         base = mats.baseline_speedups[label]
+        row = {"label": label, "pairs": len(mats.pairs[label]),
+               "seeds_per_pair": mats.seeds_used[label], "note": mats.notes.get(label, "")}
+        if label == mats.baseline:
+            # what the IQM gives an arm identical to the baseline (censored seeds and the
+            # median's choice keep it off 1): the null value to read the others against
+            rows.append({**row, "method": "reference", "iqm_speedup": 1.0, "iqm_lo": 1.0,
+                         "iqm_hi": 1.0, "poi": 0.5, "poi_lo": 0.5, "poi_hi": 0.5,
+                         "self_iqm": float(metrics.aggregate_iqm(scores))})
+            continue
+        if len(mats.pairs[label]) == 1:
+            pair = mats.pairs[label][0]
+            point, lo, hi = bootstrap_speedup(mats.baseline_times[label][:, 0],
+                                              mats.times[label][:, 0], reps,
+                                              stable_seed(seed, pair, label), level)
+            row.update(method="pair", iqm_speedup=point, iqm_lo=lo, iqm_hi=hi)
+        else:
+            with _global_seed(stable_seed(seed, "iqm", label)):
+                point, ci = rly.get_interval_estimates(
+                    {label: scores}, lambda s: np.array([metrics.aggregate_iqm(s)]),
+                    reps=reps, confidence_interval_size=level)
+            row.update(method="IQM", iqm_speedup=float(point[label][0]),
+                       iqm_lo=float(ci[label][0, 0]), iqm_hi=float(ci[label][1, 0]))
         poi = float(metrics.probability_of_improvement(scores, base))
         with _global_seed(stable_seed(seed, "poi", label)):
             _, poi_ci = rly.get_interval_estimates(
                 {label: [scores, base]}, lambda x, y: np.array([poi_fast(x, y)]), reps=reps,
                 confidence_interval_size=level)
-        rows.append({"label": label, "pairs": len(mats.pairs[label]),
-                     "seeds_per_pair": mats.seeds_used[label],
-                     "iqm_speedup": float(point[label][0]),
-                     "iqm_lo": float(ci[label][0, 0]), "iqm_hi": float(ci[label][1, 0]),
-                     "poi": poi, "poi_lo": float(poi_ci[label][0, 0]),
-                     "poi_hi": float(poi_ci[label][1, 0]),
-                     "note": mats.notes.get(label, "")})
-    return pd.DataFrame(rows, columns=["label", "pairs", "seeds_per_pair", "iqm_speedup",
-                                       "iqm_lo", "iqm_hi", "poi", "poi_lo", "poi_hi", "note"])
+        rows.append({**row, "poi": poi, "poi_lo": float(poi_ci[label][0, 0]),
+                     "poi_hi": float(poi_ci[label][1, 0]), "self_iqm": math.nan})
+    return pd.DataFrame(rows, columns=AGG_COLUMNS)
 
 
 def reached_within(norm_times: np.ndarray, taus: np.ndarray) -> np.ndarray:

@@ -38,7 +38,10 @@ def write_run(results: Path, pair: str, strategy: str, seed: int, acc: list[floa
     rec.log_eval({"step": 0, "clock_s": 0.0, "samples": 0, "tokens": 0, "accuracy": acc[0]})
     for step in range(1, steps + 1):
         rec.log_step(step, {"train/effective_frac": eff + 0.01 * (step % 3),
-                            "time/step": sec_per_step})
+                            "time/step": sec_per_step, "time/generate": 0.5 * sec_per_step,
+                            "time/update": 0.5 * sec_per_step, "cost/tokens_generated": 600,
+                            "cost/tokens_trained": 400, "cost/samples": 64,
+                            "cost/reference_samples": ref_samples})
         if step % EVERY == 0:
             rec.log_eval({"step": step, "clock_s": step * sec_per_step,
                           "samples": step * samples_per_step, "tokens": step * 1000,
@@ -66,11 +69,17 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
             write_run(root, pair, "uniform", seed, BASE, 1.0, eff=0.4)
             write_run(root, pair, "dots", seed, QUICK, 1.0, replay=True, eff=0.8,
                       ref_samples=16)
-        write_run(root, "pair-a", "slow", seed, QUICK, 2.0)  # fewer steps, dearer steps
+        # fewer steps, timed on a machine twice as slow: the same counted work per step
+        write_run(root, "pair-a", "slow", seed, QUICK, 2.0)
         write_run(root, "pair-a", "never", seed, FLAT, 1.0)
         write_run(root, "pair-c", "dots", seed, QUICK, 1.0, replay=True,
                   ref_samples=16)  # no uniform here
     write_run(root, "pair-a", "oracle", 0, QUICK, 1.0, finished=False)
+    # cost clock: 1 ms per trained token and nothing else, so 0.4 s per step for every run
+    (root / "calibration.json").write_text(json.dumps(
+        {"units": {"gen_token": 0.0, "gen_sample": 0.0, "train_token": 0.001, "train_step": 0.0},
+         "select_s": dict.fromkeys(["uniform", "dots+rr", "slow", "never", "dots"], 0.0),
+         "machine_gflops": 20.0, "method": "by hand", "note": "test fixture"}))
     return root
 
 
@@ -84,9 +93,11 @@ def test_report_files_and_key_numbers(results: Path) -> None:
     a, written = report.report(results, reps=200)
     out = results / "report"
     names = {p.name for p in written}
+    # 3 seeds per strategy: no performance profile (fewer than 10 runs), the dot plot instead
     assert names == {"leaderboard.md", "leaderboard.csv", "table1.md", "table1.csv",
-                     "pairs.csv", "runs.csv", "accuracy_vs_time.png", "speedup.png",
-                     "performance_profile.png", "effective_frac.png"}
+                     "pairs.csv", "runs.csv", "claims.csv", "accuracy_vs_time.png",
+                     "accuracy_vs_cost.png", "speedup.png", "runs_dotplot.png",
+                     "effective_frac.png"}
     for png in out.glob("*.png"):
         img = mpimg.imread(png)
         assert img.shape[0] > 400 and img.shape[1] > 800, png  # ~150 dpi figures
@@ -101,19 +112,29 @@ def test_report_files_and_key_numbers(results: Path) -> None:
     never = runs[runs["label"] == "never"]
     assert never["censored"].all() and (never["time_to_target_s"] == math.inf).all()
 
+    assert list(dots["cost_to_target_s"]) == pytest.approx([1.6] * 3)  # 4 steps x 0.4 s
+    assert a.rank_clock == "cost"
+
     pairs = pd.read_csv(out / "pairs.csv").set_index(["pair", "label"])
     assert pairs.loc[("pair-a", "dots+rr"), "speedup"] == pytest.approx(1.5)
-    assert pairs.loc[("pair-a", "slow"), "speedup"] == pytest.approx(0.75)
+    # the slow machine costs it on the wall clock, not on the cost clock (same work per step)
+    assert pairs.loc[("pair-a", "slow"), "speedup_wall"] == pytest.approx(0.75)
+    assert pairs.loc[("pair-a", "slow"), "speedup"] == pytest.approx(1.5)
     assert pairs.loc[("pair-a", "never"), "speedup"] == 0.0
     t1 = pd.read_csv(out / "table1.csv").set_index(["pair", "label"])
     slow = t1.loc[("pair-a", "slow")]
     assert slow["steps_saved_pct"] == pytest.approx(100 / 3)
     assert slow["per_step_time_saved_pct"] == pytest.approx(-100.0)
     assert slow["total_time_saved_pct"] == pytest.approx(-100 / 3)
+    assert slow["total_cost_saved_pct"] == pytest.approx(100 / 3)
 
     board = pd.read_csv(out / "leaderboard.csv")
-    assert list(board["label"]) == ["dots+rr", "uniform", "slow", "never"]
-    assert list(board["rank"]) == [1, 2, 3, 4]
+    assert list(board["label"]) == ["dots+rr", "slow", "uniform", "never"]
+    # uniform is the reference, listed at 1 by definition and not ranked
+    assert list(board["rank"].fillna(0)) == [1, 2, 0, 3]
+    assert list(board["reference"]) == [False, False, True, False]
+    assert board.iloc[2]["iqm_speedup"] == 1.0 and board.iloc[2]["method"] == "reference"
+    assert board.set_index("label").loc["slow", "iqm_wall"] == pytest.approx(0.75)
     top = board.iloc[0]
     assert (top["iqm_speedup"], top["iqm_lo"], top["iqm_hi"]) == pytest.approx((1.5, 1.5, 1.5))
     assert top["poi"] == 1.0 and top["pairs_reached"] == "2/2"
@@ -127,7 +148,11 @@ def test_report_files_and_key_numbers(results: Path) -> None:
     assert "pair pair-c: no uniform runs and no --target" in md
     assert "`abc1234` (21 runs)" in md and "numpy 2.4.6" in md
     assert "| 1 | dots+rr | 1.50 [1.50, 1.50] |" in md
-    assert "| pair-a | slow | 4 | 33.33% | -100.00% | -33.33% |" in (out / "table1.md").read_text()
+    assert "| ref | uniform | 1.00 (reference) |" in md
+    assert "performance profile skipped" in md
+    assert "| pair-a | slow | 4 | 33.33% | -100.00% | -33.33% | 33.33% |" in (
+        out / "table1.md").read_text()
+    assert "calibration.json" in md and "1e+03 µs per trained token" in md
 
 
 def test_report_is_a_pure_function_of_the_records(results: Path, tmp_path: Path) -> None:
@@ -231,7 +256,7 @@ def test_report_on_two_real_runs(tmp_path: Path) -> None:
     else:  # four steps may not improve on the start: then there is no speedup, and it says so
         assert "met before training" in (out / "leaderboard.md").read_text()
     assert board.loc["oracle", "reference_samples_mean"] > 0  # the oracle's extra rollouts
-    for png in ("accuracy_vs_time.png", "speedup.png", "performance_profile.png",
+    for png in ("accuracy_vs_time.png", "speedup.png", "runs_dotplot.png",
                 "effective_frac.png"):
         assert mpimg.imread(out / png).shape[0] > 400
 
@@ -286,7 +311,7 @@ def test_tier_gains_table(tmp_path: Path) -> None:
 
 
 def test_every_strategy_gets_its_own_colour() -> None:
-    from harness.report import _colours
+    from harness.figures import colours as _colours
 
     # as read from the records: one label per run, 9 runs of most, 3 of one (the dots-b32 folder)
     counts = {"uniform": 9, "dots+rr": 9, "dots-cooldown": 9, "dots-cooldown+rr": 9,

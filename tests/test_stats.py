@@ -237,3 +237,83 @@ def test_stats_and_report_import_without_torch() -> None:
         "assert agg.set_index('label').loc['x', 'poi'] == 1.0\n"
         "assert 'torch' not in sys.modules\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# ---------------------------------------------------------------------------- held vs first
+
+
+def _curve(acc: list[float]) -> pd.DataFrame:
+    n = len(acc)
+    return pd.DataFrame({"step": np.arange(n) * 2, "clock_s": np.arange(n) * 10.0,
+                         "samples": np.arange(n) * 16.0, "tokens": np.arange(n) * 200.0,
+                         "cost_s": np.arange(n) * 3.0, "accuracy": acc})
+
+
+def test_held_and_first_crossing_on_hand_made_curves() -> None:
+    # touch and fall: smoothed 0.1, 0.3, 0.5, 0.433, 0.233: first at step 4, never held
+    touch = _curve([0.1, 0.5, 0.9, -0.1, -0.1])
+    first = stats.first_crossing(touch, 0.5)
+    assert (first.reached, first.steps, first.time_s, first.cost_s) == (True, 4.0, 20.0, 6.0)
+    held = stats.held_crossing(touch, 0.5)
+    assert not held.reached and held.time_s == held.cost_s == held.steps == INF
+    # monotone: smoothed 0.1, 0.2, 0.3, 0.4, 0.5: both rules agree on the last evaluation
+    mono = _curve([0.1, 0.3, 0.5, 0.4, 0.6])
+    assert stats.first_crossing(mono, 0.45) == stats.held_crossing(mono, 0.45)
+    assert stats.held_crossing(mono, 0.45).steps == 8.0
+    # dips and recovers: smoothed 0.5, 0.5, 0.433, 0.467, 0.567, 0.6: first at 0, held from 8
+    dip = _curve([0.5, 0.5, 0.3, 0.6, 0.8, 0.4])
+    assert stats.first_crossing(dip, 0.5).steps == 0.0
+    assert stats.held_crossing(dip, 0.5).steps == 8.0
+    # never: both censored
+    flat = _curve([0.1, 0.1, 0.1])
+    assert not stats.first_crossing(flat, 0.5).reached
+    assert not stats.held_crossing(flat, 0.5).reached
+    # a curve without a cost clock has nan cost, not a crash
+    assert math.isnan(stats.held_crossing(mono.drop(columns="cost_s"), 0.45).cost_s)
+
+
+def test_run_table_reports_both_rules() -> None:
+    evals = _evals({("P", "uniform", 0): ([0, 10, 20, 30, 40], [0.1, 0.5, 0.9, 0.1, 0.1]),
+                    ("P", "uniform", 1): ([0, 10, 20, 30, 40], [0.1, 0.3, 0.5, 0.4, 0.6])})
+    runs = stats.run_table(evals, pd.DataFrame({"pair": ["P"], "target": [0.45]})
+                           ).set_index("seed")
+    assert runs.loc[0, "reached_first"] and not runs.loc[0, "reached"]
+    assert runs.loc[0, "time_first_s"] == 20.0 and runs.loc[0, "time_to_target_s"] == INF
+    assert runs.loc[1, "time_first_s"] == runs.loc[1, "time_to_target_s"] == 40.0
+    assert runs.loc[1, "steps_to_target"] == 40.0 and runs.loc[1, "tokens_first"] == 4000.0
+
+
+# ---------------------------------------------------------------------------- aggregates
+
+
+def test_baseline_is_the_reference_not_a_measured_speedup() -> None:
+    # uniform's per-run speedups against its own median (the faster seed of two) are 1 and 0.5
+    runs = pd.DataFrame({"pair": ["A"] * 4 + ["B"] * 4,
+                         "label": ["uniform", "uniform", "x", "x"] * 2,
+                         "seed": [0, 1, 0, 1] * 2, "run_id": list("abcdefgh"),
+                         "time_to_target_s": [10.0, 20.0, 5.0, 6.0, 10.0, 20.0, 5.0, 6.0]})
+    agg = stats.aggregate(stats.score_matrices(runs), reps=50).set_index("label")
+    assert agg.loc["uniform", "method"] == "reference"
+    assert (agg.loc["uniform", "iqm_speedup"], agg.loc["uniform", "iqm_lo"],
+            agg.loc["uniform", "iqm_hi"]) == (1.0, 1.0, 1.0)
+    assert agg.loc["x", "method"] == "IQM"
+
+
+def test_one_pair_aggregate_is_the_pairs_bootstrap_not_a_point() -> None:
+    # 2 seeds each; x's per-run speedups against uniform's median (10) are 10/26 and 10/26:
+    # the stratified bootstrap would give the point [0.38, 0.38]
+    runs = pd.DataFrame({"pair": ["A"] * 4, "label": ["uniform", "uniform", "x", "x"],
+                         "seed": [0, 1, 0, 1], "run_id": list("abcd"),
+                         "time_to_target_s": [10.0, 28.0, 26.0, 26.0],
+                         "reached": [True] * 4, "reached_first": [True] * 4})
+    for col in ("cost", "steps", "tokens", "samples"):
+        runs[stats.HELD[col]] = runs["time_to_target_s"]
+    for col in stats.FIRST.values():
+        runs[col] = runs["time_to_target_s"]
+    agg = stats.aggregate(stats.score_matrices(runs), reps=500, seed=3).set_index("label")
+    pair = stats.pair_table(runs, reps=500, seed=3).set_index("label")
+    assert agg.loc["x", "method"] == "pair"
+    got = tuple(agg.loc["x", ["iqm_speedup", "iqm_lo", "iqm_hi"]])
+    assert got == tuple(pair.loc["x", ["speedup", "speedup_lo", "speedup_hi"]])
+    assert got[1] < got[2]  # an interval, not a point: uniform's 28 s seed is resampled too
+    assert got[0] == pytest.approx(10 / 26)
