@@ -169,15 +169,34 @@ def test_score_matrices_and_rliable_aggregates() -> None:
     np.testing.assert_array_equal(mats.norm_times["fast"], [[0.5, 1.0], [0.25, INF]])
     np.testing.assert_array_equal(mats.baseline_speedups["fast"], np.ones((2, 2)))
     agg = stats.aggregate(mats, reps=300, seed=0).set_index("label")
-    # IQM of {0, 1, 2, 4}: trim one value at each end, mean of 1 and 2
-    assert agg.loc["fast", "iqm_speedup"] == pytest.approx(1.5)
-    assert agg.loc["fast", "iqm_lo"] <= 1.5 <= agg.loc["fast", "iqm_hi"]
+    # per-pair speedups (ratio of censored medians: the faster of 2 seeds): A 100 / 25 = 4,
+    # B 10 / 10 = 1; their IQM (nothing to trim from two values) 2.5
+    assert agg.loc["fast", "iqm_speedup"] == pytest.approx(2.5)
+    assert agg.loc["fast", "iqm_lo"] <= 2.5 <= agg.loc["fast", "iqm_hi"]
     # PoI: pair A 1.0 (2 and 4 beat 1, 1); pair B (1 ties 1, 0 loses) 0.25; mean 0.625
     assert agg.loc["fast", "poi"] == pytest.approx(0.625)
     assert agg.loc["fast", "poi_lo"] <= 0.625 <= agg.loc["fast", "poi_hi"]
     assert agg.loc["uniform", "iqm_speedup"] == 1.0 and agg.loc["uniform", "poi"] == 0.5
     again = stats.aggregate(mats, reps=300, seed=0).set_index("label")
     pd.testing.assert_frame_equal(agg, again)  # seeded: the same intervals every time
+
+
+def test_an_arm_identical_to_the_baseline_scores_one() -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for pair in "ABCDEF":
+        times = list(rng.uniform(50, 150, size=5)) + [INF]  # a censored seed too
+        for label in ("uniform", "copy"):
+            for seed, t in enumerate(times):
+                rows.append({"pair": pair, "label": label, "seed": seed,
+                             "run_id": f"{pair}{label}{seed}", "time_to_target_s": t,
+                             "reached": math.isfinite(t)})
+    agg = stats.aggregate(stats.score_matrices(pd.DataFrame(rows)), reps=500,
+                          seed=0).set_index("label")
+    assert agg.loc["copy", "iqm_speedup"] == 1.0
+    assert agg.loc["copy", "iqm_lo"] < 1.0 < agg.loc["copy", "iqm_hi"]
+    # the IQM of per-run speedups against uniform's median would not be 1
+    assert agg.loc["uniform", "self_iqm"] < 0.99
 
 
 def test_aggregate_leaves_global_rng_alone() -> None:
