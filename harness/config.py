@@ -32,9 +32,9 @@ from harness import configfiles
 from harness.configbase import ConfigError, check, opt
 from harness.configfiles import read_yaml
 from harness.executors.config import ExecutorConfig
-from harness.models.tiny import TinyModelSpec
 from harness.paths import CONFIG_DIR
 from harness.tasks.config import TaskConfig
+from harness.tinyspec import TinyModelSpec
 
 
 @dataclass

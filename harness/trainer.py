@@ -25,7 +25,7 @@ from harness import engines, grpo, machine, policy
 from harness.config import RunConfig, dump
 from harness.context import ContextBase
 from harness.provenance import git_commit, provenance
-from harness.records import RunRecord, folder_lock
+from harness.records import RunBusyError, RunRecord, folder_lock  # noqa: F401 (re-export)
 from harness.replay import Group, ReplayBuffer, collate, split_groups
 from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs
 from harness.tasks import Pool, check_pool_size, load_pool
@@ -649,12 +649,3 @@ def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path
             return run_dir, json.loads(summary_path.read_text())
         trainer = Trainer(cfg, run_dir, progress=progress)
         return run_dir, trainer.run()
-
-
-class RunBusyError(RuntimeError):
-    """Another process holds the run folder's lock."""
-
-    @classmethod
-    def for_run(cls, run_dir: Path) -> RunBusyError:
-        return cls(f"run {run_dir} is being written by another process; wait for it or stop it, "
-                   "then rerun to resume")
