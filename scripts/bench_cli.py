@@ -94,7 +94,8 @@ def main() -> None:
         f"(`python -m harness.cli`); target: under {TARGET_S} s. Written by "
         "`scripts/bench_cli.py`.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared), "
-        f"Python {platform.python_version()}; checkout: {root.name}.",
+        f"Python {platform.python_version()}; checkout: {root.name}; load average "
+        f"{os.getloadavg()[0]:.1f} when done.",
         "",
         "| command | median s | min-max s | exit | imports torch |",
         "| --- | --- | --- | --- | --- |",

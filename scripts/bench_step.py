@@ -89,7 +89,8 @@ def table(results: list[dict[str, Any]], steps: int, threads: int) -> str:
         f"thread(s); median of {steps} steps after one warm-up. Written by "
         "`scripts/bench_step.py`.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores (shared "
-        f"with other work), torch {torch.__version__}.",
+        f"with other work; load average {os.getloadavg()[0]:.1f} when done), torch "
+        f"{torch.__version__}.",
         "",
         "Floor: FLOPs of each distinct prompt once and each response token once, unpadded and "
         "causal, counted analytically from the model's shapes (harness/workfloor.py; it equals "
