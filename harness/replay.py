@@ -43,12 +43,14 @@ def split_groups(ro: Rollouts, indices: Sequence[int], rewards: Sequence[Sequenc
     groups = []
     for k, idx in enumerate(indices):
         rows = range(k * g, (k + 1) * g)
-        prompt = ro.prompt_ids[k * g][ro.prompt_mask[k * g].bool()].clone()
+        # kept on the CPU whatever the policy's device: small, and checkpoints stay portable
+        prompt = ro.prompt_ids[k * g][ro.prompt_mask[k * g].bool()].cpu().clone()
         lengths = [int(ro.response_mask[r].sum()) for r in rows]
         groups.append(Group(
             index=int(idx), step=step, prompt=prompt,
-            responses=[ro.response_ids[r, :n].clone() for r, n in zip(rows, lengths, strict=True)],
-            behaviour_logp=[ro.behaviour_logp[r, :n].clone() for r, n in zip(rows, lengths, strict=True)],
+            responses=[ro.response_ids[r, :n].cpu().clone() for r, n in zip(rows, lengths, strict=True)],
+            behaviour_logp=[ro.behaviour_logp[r, :n].cpu().clone()
+                            for r, n in zip(rows, lengths, strict=True)],
             rewards=tuple(float(x) for x in rewards[k])))
     return groups
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache, PreTrainedModel
@@ -26,10 +26,18 @@ class Rollouts:
     response_ids: torch.Tensor  # [N, R]
     response_mask: torch.Tensor  # [N, R] float: 1 for real tokens up to and including EOS
     behaviour_logp: torch.Tensor  # [N, R] log-prob of each token under the sampling distribution
+    # positions the sampler ran the model on: "real" (prompt and response tokens) and "padded"
+    # (real plus padding and finished rows); empty where the engine does not count (vLLM, collate)
+    work: dict[str, int] = field(default_factory=dict)
 
     @property
     def num_tokens(self) -> int:
         return int(self.response_mask.sum())
+
+    def to(self, device: torch.device | str) -> Rollouts:
+        return Rollouts(self.prompt_ids.to(device), self.prompt_mask.to(device),
+                        self.response_ids.to(device), self.response_mask.to(device),
+                        self.behaviour_logp.to(device), work=self.work)
 
 
 def take_rows(ro: Rollouts, rows: Sequence[int]) -> Rollouts:
@@ -77,6 +85,15 @@ def prompt_groups(prompt_tokens: Sequence[Sequence[int]]) -> tuple[list[Sequence
     return unique, torch.tensor(owner, dtype=torch.long)
 
 
+def _draw(probs: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
+    """One token per row. A CPU generator draws on the CPU whatever device the model is on: the
+    same (seed, step) stream then gives a GPU run the tokens a CPU run draws, up to rounding."""
+    if generator is None or generator.device == probs.device:
+        return torch.multinomial(probs, 1, generator=generator).squeeze(-1)
+    return torch.multinomial(probs.to(generator.device), 1, generator=generator).squeeze(-1).to(
+        probs.device)
+
+
 # Drop finished rows from the decode batch once this share of it has finished: each drop copies
 # the KV cache, each finished row left in costs a row of every later decode step.
 COMPACT_SHARE = 0.25
@@ -99,11 +116,13 @@ def sample(
     rows; rows that have finished leave the decode batch. The tokens drawn are a function of
     (model, prompts, generator) alone.
     """
-    prompt_ids, prompt_mask = left_pad(prompt_tokens, pad_id)
+    dev = model.device
+    prompt_ids, prompt_mask = (t.to(dev) for t in left_pad(prompt_tokens, pad_id))
     n = prompt_ids.shape[0]
-    eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long)
+    eos = torch.tensor(sorted(set(eos_ids)), dtype=torch.long, device=dev)
     unique, owner = prompt_groups(prompt_tokens)
-    u_ids, u_mask = left_pad(unique, pad_id)
+    owner = owner.to(dev)
+    u_ids, u_mask = (t.to(dev) for t in left_pad(unique, pad_id))
     cache = DynamicCache()
     kv = {_cache_kwarg(model): cache}
     u_pos = positions(u_mask)
@@ -112,20 +131,21 @@ def sample(
     out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos,
                 use_cache=True, logits_to_keep=1, **kv)
     logits = out.logits[:, -1, :].float()[owner]
+    work = {"real": int(u_mask.sum()), "padded": u_ids.numel()}
     if len(unique) != n:
         cache.batch_select_indices(owner)
     mask = prompt_mask
     next_pos = u_pos[owner, -1] + 1
-    tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long)
-    logps = torch.zeros((n, max_new_tokens))
-    alive = torch.zeros((n, max_new_tokens), dtype=torch.bool)
-    rows = torch.arange(n)  # original row of each decode-batch row
-    finished = torch.zeros(n, dtype=torch.bool)
+    tokens = torch.full((n, max_new_tokens), pad_id, dtype=torch.long, device=dev)
+    logps = torch.zeros((n, max_new_tokens), device=dev)
+    alive = torch.zeros((n, max_new_tokens), dtype=torch.bool, device=dev)
+    rows = torch.arange(n, device=dev)  # original row of each decode-batch row
+    finished = torch.zeros(n, dtype=torch.bool, device=dev)
     width = 0
     for t in range(max_new_tokens):
         if temperature > 0:
             logp_all = torch.log_softmax(logits / temperature, dim=-1)
-            tok = torch.multinomial(logp_all.exp(), 1, generator=generator).squeeze(-1)
+            tok = _draw(logp_all.exp(), generator)
         else:
             logp_all = torch.log_softmax(logits, dim=-1)
             tok = logits.argmax(dim=-1)
@@ -145,6 +165,9 @@ def sample(
         # a row finished earlier gets a masked-out pad token: it changes nothing
         tok = torch.where(live, tok, torch.full_like(tok, pad_id))
         mask = torch.cat([mask, live.long().unsqueeze(-1)], dim=-1)
+        # real: a drawn token that a later one follows (a row's last token predicts nothing)
+        work["real"] += int((live & ~finished).sum())
+        work["padded"] += len(rows)
         out = model(input_ids=tok.unsqueeze(-1), attention_mask=mask,
                     position_ids=next_pos.unsqueeze(-1), use_cache=True, **kv)
         logits = out.logits[:, -1, :].float()
@@ -155,6 +178,7 @@ def sample(
         response_ids=tokens[:, :width],
         response_mask=alive[:, :width].float(),
         behaviour_logp=logps[:, :width],
+        work=work,
     )
 
 
@@ -170,14 +194,16 @@ def sample_batched(
 
 
 def sequence_logprobs(
-    model: PreTrainedModel, ro: Rollouts, temperature: float, rows: slice | torch.Tensor | None = None
+    model: PreTrainedModel, ro: Rollouts, temperature: float, rows: slice | torch.Tensor | None = None,
+    work: dict[str, int] | None = None,
 ) -> torch.Tensor:
     """Log-probs of the response tokens under ``model`` (with grad if enabled), ``[n, R]``.
 
     Rows that share their prompt with the row before (a GRPO group) share one prompt pass: its
     KV cache is expanded to the group's rows, with gradients flowing back through it, and only
     the response tokens run per row. Same values as one pass over prompt + response per row, up
-    to float rounding (tests/test_rollout.py)."""
+    to float rounding (tests/test_rollout.py). ``work``, if given, gets the positions the model
+    ran on added to its "real" and "padded" counts."""
     sel = slice(None) if rows is None else rows
     p_ids, p_mask = ro.prompt_ids[sel], ro.prompt_mask[sel]
     r_ids, r_mask = ro.response_ids[sel], ro.response_mask[sel]
@@ -185,7 +211,7 @@ def sequence_logprobs(
     # padding past the longest response of these rows is never computed (zeros come back there)
     width = max(1, int(r_mask.sum(1).max())) if r_mask.numel() else full
     r_ids, r_mask = r_ids[:, :width], r_mask[:, :width]
-    logp = _shared_prefix_logprobs(model, p_ids, p_mask, r_ids, r_mask, temperature)
+    logp = _shared_prefix_logprobs(model, p_ids, p_mask, r_ids, r_mask, temperature, work)
     return torch.nn.functional.pad(logp, (0, full - width)) if width < full else logp
 
 
@@ -213,12 +239,12 @@ def length_buckets(ro: Rollouts, lo: int, hi: int, group: int, max_rows: int) ->
 
 def _shared_prefix_logprobs(model: PreTrainedModel, p_ids: torch.Tensor, p_mask: torch.Tensor,
                             r_ids: torch.Tensor, r_mask: torch.Tensor,
-                            temperature: float) -> torch.Tensor:
+                            temperature: float, work: dict[str, int] | None) -> torch.Tensor:
     from harness.grpo import token_logprobs
 
     n, n_resp = r_ids.shape
     same = (p_ids[1:] == p_ids[:-1]).all(-1) & (p_mask[1:] == p_mask[:-1]).all(-1)
-    first = torch.cat([torch.ones(1, dtype=torch.bool), ~same])
+    first = torch.cat([torch.ones(1, dtype=torch.bool, device=same.device), ~same])
     owner = first.long().cumsum(0) - 1
     u_ids, u_mask = p_ids[first], p_mask[first]
     # trim the left padding every prompt of this slice shares
@@ -231,6 +257,12 @@ def _shared_prefix_logprobs(model: PreTrainedModel, p_ids: torch.Tensor, p_mask:
     out = model(input_ids=u_ids, attention_mask=u_mask, position_ids=u_pos, use_cache=True,
                 logits_to_keep=1, **kv)
     first_logits = out.logits[:, -1:, :][owner]
+    if work is not None:  # the prompt pass, then the response pass of every row (below)
+        # real: each distinct prompt's tokens, and each response token but a row's last, which
+        # predicts nothing scored
+        useful = int((r_mask.sum(1) - 1).clamp(min=0).sum())
+        work["real"] = work.get("real", 0) + int(u_mask.sum()) + useful
+        work["padded"] = work.get("padded", 0) + u_ids.numel() + r_ids[:, :-1].numel()
     if n_resp == 1:
         return token_logprobs(first_logits, r_ids, temperature)
     if u_ids.shape[0] != n:

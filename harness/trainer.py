@@ -23,9 +23,10 @@ import torch
 
 from harness import engines, grpo, machine, policy, progress
 from harness.config import RunConfig, dump
+from harness.configbase import ConfigError
 from harness.context import ContextBase, KeptGroups
 from harness.provenance import git_commit, provenance
-from harness.records import RunRecord, folder_lock
+from harness.records import RunBusyError, RunRecord, folder_lock  # noqa: F401 (re-export)
 from harness.replay import Group, ReplayBuffer, collate, join_groups, split_groups
 from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs, take_rows
 from harness.tasks import Pool, check_pool_size, load_pool
@@ -101,6 +102,15 @@ class _Context(ContextBase):
         return rewards.tolist()
 
 
+def _device(name: str) -> torch.device:
+    """``train.device`` as a torch device, refused at once when this torch cannot reach it."""
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("train.device", name, "no CUDA device is visible to this torch "
+                          f"({torch.__version__}); use 'cpu'")
+    return device
+
+
 def _seed_for(seed: int, step: int, salt: int) -> int:
     # distinct, reproducible streams per (seed, step, purpose): resume == uninterrupted
     return (seed * 1_000_003 + step * 7_919 + salt * 104_729) % (2**63 - 1)
@@ -135,7 +145,9 @@ class Trainer:
         # the pool first: bad data fails in a second, before minutes of model building
         self.pool: Pool = load_pool(cfg.task, cfg.pair)
         check_pool_size(self.pool, cfg.train.batch_size, "train.batch_size")
+        self.device = _device(cfg.train.device)
         self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)
+        self.model.to(self.device)
         self.model.train()
         self.train_tokens = self._tokenize([q.text for q in self.pool.train])
         # difficulty tier of each pool question ("" when the pool has none): the per-step records
@@ -193,9 +205,8 @@ class Trainer:
         return sorted(i for i in ids if i is not None)
 
     def _decode(self, ro: Rollouts) -> list[str]:
-        return self.tokenizer.batch_decode(ro.response_ids * ro.response_mask.long()
-                                           + self.pad_id * (1 - ro.response_mask.long()),
-                                           skip_special_tokens=True)
+        ids = ro.response_ids * ro.response_mask.long() + self.pad_id * (1 - ro.response_mask.long())
+        return self.tokenizer.batch_decode(ids.cpu(), skip_special_tokens=True)
 
     def _score(self, questions: Sequence[Any], texts: Sequence[str]) -> np.ndarray:
         verifier = self.pool.verifier
@@ -250,6 +261,7 @@ class Trainer:
         n_draw = selector.samples_per_prompt(t.group_size) if selector is not None else t.group_size
         ro, texts = self._generate(new, n_draw, step, salt=0) if new else (None, [])
         gen_tokens = ro.num_tokens if ro is not None else 0
+        work = {"generate": dict(ro.work) if ro is not None else {}, "logprobs": {}, "update": {}}
         mark = timer.add("generate", mark)
         fresh_rewards = self._rewards(new, n_draw, texts) if new else np.zeros((0, t.group_size))
         observed: dict[int, np.ndarray] = {}  # all n rewards of down-sampled prompts
@@ -271,11 +283,12 @@ class Trainer:
             groups = fresh + replayed
             if len(groups) != t.batch_size:
                 raise RuntimeError(f"replay could fill only {len(groups)} of {t.batch_size} prompts")
-            ro = collate(groups, self.pad_id)
+            ro = collate(groups, self.pad_id).to(self.device)
             rewards = np.array([grp.rewards for grp in groups], dtype=np.float64)
             replay_rows = torch.tensor([k >= len(fresh) for k, grp in enumerate(groups)
-                                        for _ in grp.responses])
-        adv = grpo.group_norm_advantages(torch.tensor(rewards, dtype=torch.float32)).reshape(-1)
+                                        for _ in grp.responses], device=self.device)
+        adv = grpo.group_norm_advantages(torch.tensor(rewards, dtype=torch.float32,
+                                                      device=self.device)).reshape(-1)
         mark = timer.add("reward", mark)
 
         if t.mini_batch_size == t.batch_size:
@@ -283,12 +296,12 @@ class Trainer:
             # taken, so the old log-probs are the training forward's own, detached (ratio 1,
             # same gradient; TRL does the same). That saves a full forward over B*G sequences.
             # Several mini-batches need them from before the first step: see _old_logprobs.
-            old_logp, ref_logp = None, self._ref_logprobs(ro)
+            old_logp, ref_logp = None, self._ref_logprobs(ro, work["logprobs"])
         else:
-            old_logp, ref_logp = self._old_logprobs(ro)
+            old_logp, ref_logp = self._old_logprobs(ro, work["logprobs"])
         mark = timer.add("logprobs", mark)
 
-        stats = self._update(ro, adv, old_logp, ref_logp, step, replay_rows)
+        stats = self._update(ro, adv, old_logp, ref_logp, step, replay_rows, work["update"])
         mark = timer.add("update", mark)
 
         n_sel = len(indices)
@@ -346,6 +359,11 @@ class Trainer:
             "select/distinct_total": float(np.count_nonzero(self.times_selected)),
             "verifier/failures": c.verifier_failures,
             **{f"train/{k}": v for k, v in stats.items()},
+            # positions the model ran on per phase, real tokens (each distinct prompt once, each
+            # response token that predicts another) and with padding: the padding's share is
+            # the waste a packed batch would not compute
+            **{f"tokens/{phase}_{kind}": n for phase, counts in work.items()
+               for kind, n in counts.items()},
         })
         if selector is not None:
             metrics["cost/discarded_samples"] = len(new) * (n_draw - t.group_size)
@@ -410,17 +428,21 @@ class Trainer:
         return [slice(i, min(i + mb, rows)) for i in range(0, rows, mb)]
 
     @torch.no_grad()
-    def _logprobs_under(self, model: Any, ro: Rollouts) -> torch.Tensor:
+    def _logprobs_under(self, model: Any, ro: Rollouts,
+                        work: dict[str, int] | None = None) -> torch.Tensor:
         temp = self.cfg.train.temperature
         rows = ro.response_ids.shape[0]
-        return torch.cat([sequence_logprobs(model, ro, temp, s) for s in self._micro_slices(rows)])
+        return torch.cat([sequence_logprobs(model, ro, temp, s, work)
+                          for s in self._micro_slices(rows)])
 
-    def _old_logprobs(self, ro: Rollouts) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def _old_logprobs(self, ro: Rollouts, work: dict[str, int] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
         self.model.eval()
-        return self._logprobs_under(self.model, ro), self._ref_logprobs(ro)
+        return self._logprobs_under(self.model, ro, work), self._ref_logprobs(ro, work)
 
-    def _ref_logprobs(self, ro: Rollouts) -> torch.Tensor | None:
-        return None if self.ref_model is None else self._logprobs_under(self.ref_model, ro)
+    def _ref_logprobs(self, ro: Rollouts, work: dict[str, int] | None = None
+                      ) -> torch.Tensor | None:
+        return None if self.ref_model is None else self._logprobs_under(self.ref_model, ro, work)
 
     def _lr(self, step: int, mini: int) -> float:
         """Linear warm-up over ``warmup_steps`` GRPO steps, then constant or a half cosine down to
@@ -439,7 +461,8 @@ class Trainer:
 
     def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor | None,
                 ref_logp: torch.Tensor | None, step: int = 1,
-                replay_rows: torch.Tensor | None = None) -> dict[str, float]:
+                replay_rows: torch.Tensor | None = None,
+                work: dict[str, int] | None = None) -> dict[str, float]:
         """PPO-clip over mini-batches; ``old_logp=None`` takes each forward's own, detached
         (only valid for a single mini-batch, where no optimizer step precedes any forward).
 
@@ -463,7 +486,7 @@ class Trainer:
             mini_loss = 0.0
             for rows in length_buckets(ro, lo, hi, g, t.micro_batch_size):
                 mask = ro.response_mask[rows]
-                logp = sequence_logprobs(self.model, ro, t.temperature, rows)
+                logp = sequence_logprobs(self.model, ro, t.temperature, rows, work)
                 old = logp.detach() if old_logp is None else old_logp[rows]
                 behaviour = None
                 if replay_rows is not None and bool(replay_rows[rows].any()):
@@ -557,7 +580,7 @@ class Trainer:
         path = self.record.checkpoint_dir / "state.pt"
         if not path.exists():
             return False
-        state = torch.load(path, weights_only=False)
+        state = torch.load(path, weights_only=False, map_location=self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.counters = Counters(**state["counters"])
@@ -665,9 +688,9 @@ def exact_pass_rates(model: Any, prompts: Sequence[Sequence[int]],
         for row, r in enumerate(chunk):
             r_ids[row, :len(r)] = torch.tensor(r, dtype=torch.long)
             r_mask[row, :len(r)] = 1.0
-        ro = Rollouts(p_ids, p_mask, r_ids, r_mask, torch.zeros_like(r_mask))
+        ro = Rollouts(p_ids, p_mask, r_ids, r_mask, torch.zeros_like(r_mask)).to(model.device)
         logp = sequence_logprobs(model, ro, temperature)
-        out.append(torch.exp((logp * r_mask).sum(-1)).double().numpy())
+        out.append(torch.exp((logp * ro.response_mask).sum(-1)).double().cpu().numpy())
     return np.concatenate(out)
 
 
@@ -683,12 +706,3 @@ def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path
             return run_dir, json.loads(summary_path.read_text())
         trainer = Trainer(cfg, run_dir, progress=progress)
         return run_dir, trainer.run()
-
-
-class RunBusyError(RuntimeError):
-    """Another process holds the run folder's lock."""
-
-    @classmethod
-    def for_run(cls, run_dir: Path) -> RunBusyError:
-        return cls(f"run {run_dir} is being written by another process; wait for it or stop it, "
-                   "then rerun to resume")

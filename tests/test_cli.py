@@ -195,3 +195,14 @@ def test_variant_names_a_setting_without_moving_older_run_ids(config_dir: Path) 
 def test_every_field_is_documented() -> None:
     undocumented = [name for name, help_, _ in config.field_help(config.RunConfig) if not help_]
     assert undocumented == []
+
+
+def test_train_device_is_validated_and_keeps_cpu_run_ids() -> None:
+    cpu = config.resolve("tiny1m-chainsum", "uniform")
+    assert cpu.train.device == "cpu"
+    assert config.resolve("tiny1m-chainsum", "uniform",
+                          overrides=["train.device=cpu"]).run_id() == cpu.run_id()
+    gpu = config.resolve("tiny1m-chainsum", "uniform", overrides=["train.device=cuda:1"])
+    assert gpu.run_id() != cpu.run_id()  # GPU rounding differs: its records stay apart
+    with pytest.raises(ConfigError, match="train.device"):
+        config.resolve("tiny1m-chainsum", "uniform", overrides=["train.device=gpu"])

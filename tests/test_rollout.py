@@ -154,3 +154,24 @@ def test_bucketed_update_matches_one_chunk(config_dir, built_test_model, tmp_pat
         grads.append(seen[0])
     rel = (grads[0] - grads[1]).norm() / grads[1].norm()
     assert rel < 1e-5, rel
+
+
+def test_work_counts_real_and_padded_positions(policy) -> None:
+    model, tok = policy
+    g = 3
+    prompts = _prompts(tok, g)
+    ro = sample(model, prompts, max_new_tokens=6, temperature=1.0, eos_ids=[tok.eos_token_id],
+                pad_id=tok.pad_token_id, generator=torch.Generator().manual_seed(0))
+    lengths = ro.response_mask.sum(1).long()
+    distinct_prompt_tokens = sum(len(p) for p in prompts[::g])
+    # each distinct prompt once, each response token that a later one follows
+    useful = distinct_prompt_tokens + int((lengths - 1).sum())
+    assert ro.work["real"] == useful
+    assert ro.work["padded"] >= useful
+    work: dict[str, int] = {}
+    sequence_logprobs(model, ro, 1.0, work=work)
+    assert work["real"] == useful
+    # one prompt pass over the distinct prompts (trimmed to their longest), then every row
+    # runs to the longest response
+    width = max(len(p) for p in prompts)
+    assert work["padded"] == len(prompts) // g * width + len(prompts) * (int(lengths.max()) - 1)

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from harness import config, grpo, trainer
@@ -160,3 +161,13 @@ def test_oracle_rollouts_are_paid_on_the_clock(config_dir, built_test_model, tmp
     assert ref == {1: 128.0, 2: 0.0}  # one round (mu = 2) of 32 candidates x 4 samples
     assert summary["reference_samples"] == 128
     assert summary["samples"] == 2 * 8 * 4 + 128
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without CUDA")
+def test_cuda_device_without_cuda_stops_with_a_config_error() -> None:
+    from harness.configbase import ConfigError
+    from harness.trainer import _device
+
+    assert _device("cpu") == torch.device("cpu")
+    with pytest.raises(ConfigError, match="train.device"):
+        _device("cuda")

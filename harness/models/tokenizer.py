@@ -28,9 +28,10 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast, Qwen2Tokenizer
 # arithmetic: every number is spelled with the same ten digit tokens.
 from transformers.models.qwen2.tokenization_qwen2 import PRETOKENIZE_REGEX
 
+# 256 byte symbols + eos; anything above is learned merges
+from harness.tinyspec import MIN_VOCAB_SIZE
+
 EOS_TOKEN = "<|endoftext|>"
-# The 256 byte symbols plus the end-of-text token; anything above is learned merges.
-MIN_VOCAB_SIZE = 257
 
 # Strings checked after every save; they exercise spaces, newlines, digits, signs and non-ASCII.
 _ROUND_TRIP_PROBES = (

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.configbase import ConfigError, check, opt
+from harness.tasks import gymcache
 
 SOURCES = ("reasoning_gym", "parquet")
 ANSWER_FORMATS = ("first_line", "boxed", "last_number", "answer_line")
@@ -256,8 +257,12 @@ def validate_tiers(tiers: Any, field_name: str) -> None:
         names.add(name)
         weight = tier.get("weight", 1.0)
         check(_is_number(weight) and weight > 0, f"{here}.weight", weight, "a number > 0")
-        _validate_dataset(tier.get("dataset"), f"{here}.dataset")
-        _validate_params(tier["dataset"], tier.get("params", {}), f"{here}.params")
+        dataset, params = tier.get("dataset"), tier.get("params", {})
+        if isinstance(dataset, str) and isinstance(params, dict) and gymcache.passed(dataset, params):
+            continue  # checked before under this reasoning-gym: skip its one-second import
+        _validate_dataset(dataset, f"{here}.dataset")
+        _validate_params(tier["dataset"], params, f"{here}.params")
+        gymcache.remember(dataset, params)
 
 
 def gym_datasets() -> list[str]:

@@ -153,10 +153,9 @@ def run(cfg: RunConfig, results_root: Path, dry_run: bool = False,
         return plan.run_dir, None
     check_machine()
     from harness.tasks import load_pool
-    from harness.trainer import RunBusyError
 
     load_pool(cfg.task, cfg.pair)  # missing data fails here, in a second, with the file to give
-    from harness.records import folder_lock
+    from harness.records import RunBusyError, folder_lock
 
     # one writer per run folder, as for the in-process executor (same lock file)
     with folder_lock(run_dir, RunBusyError.for_run(run_dir)):
