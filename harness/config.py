@@ -20,7 +20,6 @@ import difflib
 import hashlib
 import json
 import re
-import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +28,7 @@ from typing import Any
 import yaml
 
 from harness import configfiles
-from harness.configbase import ConfigError, check, opt
+from harness.configbase import ConfigError, check, from_dict, opt
 from harness.configfiles import read_yaml
 from harness.executors.config import ExecutorConfig
 from harness.paths import CONFIG_DIR
@@ -332,77 +331,6 @@ _LATER_RUN_FIELDS: dict[tuple[str, ...], Any] = {
     ("train", "lr_schedule"): "constant", ("train", "lr_min_ratio"): 0.1, ("train", "device"): "cpu",
     ("model", "warm_start_task", "drop_bad_rows"): True,
 }
-
-
-# ---------------------------------------------------------------- dict -> typed dataclasses
-
-
-def _type_name(tp: Any) -> str:
-    return getattr(tp, "__name__", str(tp).replace("typing.", ""))
-
-
-def _coerce(value: Any, tp: Any, name: str) -> Any:
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _coerce(value, arg, name)
-            except ConfigError as err:
-                errors.append(err)
-        raise errors[0] if errors else ConfigError(name, value, f"expected {_type_name(tp)}")
-    if dataclasses.is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise ConfigError(name, value, f"expected a mapping of {tp.__name__} fields")
-        return from_dict(tp, value, name)
-    if tp is Any:
-        return value
-    if origin is list:
-        if not isinstance(value, list):
-            raise ConfigError(name, value, "expected a list")
-        (item_tp,) = typing.get_args(tp) or (Any,)
-        return [_coerce(v, item_tp, f"{name}[{i}]") for i, v in enumerate(value)]
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(name, value, "expected a mapping")
-        return dict(value)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise ConfigError(name, value, "expected true or false")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(name, value, "expected an integer")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(name, value, "expected a number")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise ConfigError(name, value, "expected a string")
-        return value
-    return value
-
-
-def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a mapping, rejecting unknown keys with a suggestion."""
-    hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in data.items():
-        dotted = f"{prefix}.{key}" if prefix else key
-        if key not in fields:
-            close = difflib.get_close_matches(key, list(fields), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(fields)}"
-            raise ConfigError(dotted, value, f"unknown key; {hint}")
-        kwargs[key] = _coerce(value, hints[key], dotted)
-    return cls(**kwargs)
 
 
 def field_help(cls: type, prefix: str = "") -> list[tuple[str, str, Any]]:

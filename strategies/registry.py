@@ -7,7 +7,6 @@ not import every implementation; out-of-tree strategies plug in the same way wit
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 from collections.abc import Callable
@@ -84,16 +83,12 @@ def get_entry(name: str) -> StrategyEntry:
 
 
 def params_from_dict(entry: StrategyEntry, params: dict[str, Any], prefix: str = "strategy") -> Any:
-    """Build and validate the strategy's params dataclass from a config mapping."""
-    from harness.configbase import ConfigError
+    """Build and validate the strategy's params dataclass from a config mapping: unknown names
+    get a "did you mean", values are checked against the fields' types (as every config field
+    is), then the params' own ``validate`` checks ranges."""
+    from harness.configbase import from_dict
 
-    fields = {f.name for f in dataclasses.fields(entry.params_cls)}
-    for key in params:
-        if key not in fields:
-            close = difflib.get_close_matches(key, sorted(fields), n=1)
-            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {sorted(fields)}"
-            raise ConfigError(f"{prefix}.{key}", params[key], f"unknown key for '{entry.name}'; {hint}")
-    obj = entry.params_cls(**params)
+    obj = from_dict(entry.params_cls, params, prefix, owner=entry.name)
     validate = getattr(obj, "validate", None)
     if validate is not None:
         validate(prefix)

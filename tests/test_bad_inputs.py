@@ -380,3 +380,47 @@ def test_eval_set_and_jsonl_rows_without_answers_name_their_file(tmp_path: Path,
     pool = load_pool(cfg, "t")
     assert len(pool.eval_sets["e"]) == 3 and len(pool.train) == 8
     assert "task.eval_sets[0].path" in capsys.readouterr().err
+
+
+# --- strategy parameters ----------------------------------------------------------------------
+
+
+def strategy_error(config_dir: Path, *overrides: str, strategy: str = "dots") -> str:
+    """The one-line message resolving the test pair with ``overrides`` stops with."""
+    from harness import config
+
+    with pytest.raises(ConfigError) as info:
+        config.resolve("test-pair", strategy, overrides=list(overrides), config_dir=config_dir)
+    assert "\n" not in str(info.value)
+    return str(info.value)
+
+
+def test_strategy_params_are_type_checked_like_other_fields(config_dir: Path) -> None:
+    assert "'strategy.mu' = 1.5 is invalid: expected an integer" in strategy_error(
+        config_dir, "strategy.mu=1.5")
+    assert "'strategy.mu' = True is invalid: expected an integer" in strategy_error(
+        config_dir, "strategy.mu=true")
+    assert "'strategy.alpha' = 'high' is invalid: expected a number" in strategy_error(
+        config_dir, "strategy.alpha=high")
+    assert "'strategy.label_memory' = 1 is invalid: expected true or false" in strategy_error(
+        config_dir, "strategy.label_memory=1")
+    # Optional[int]: null and an integer pass, a string does not
+    assert "'strategy.references' = '64' is invalid: expected an integer" in strategy_error(
+        config_dir, "strategy.references='64'")
+    from harness import config
+
+    cfg = config.resolve("test-pair", "dots", overrides=["strategy.references=null",
+                                                         "strategy.alpha=1"],
+                         config_dir=config_dir)
+    assert cfg.strategy["alpha"] == 1  # the recorded config (and so the run id) is untouched
+    # ranges are still the params' own validate()
+    assert "'strategy.mu' = 0 is invalid" in strategy_error(config_dir, "strategy.mu=0")
+
+
+def test_unknown_strategy_params_get_a_did_you_mean(config_dir: Path) -> None:
+    message = strategy_error(config_dir, "strategy.muu=3")
+    assert "'strategy.muu' = 3 is invalid: unknown key for 'dots'; did you mean 'mu'?" in message
+    message = strategy_error(config_dir, "strategy.zzz=3", strategy="uniform")
+    assert "unknown key for 'uniform'; it takes no keys" in message
+    message = strategy_error(config_dir, "strategy.zzz=3", strategy="oracle")
+    assert "allowed keys: candidates, samples, alpha, tau, mu" in message
