@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from harness.configbase import ConfigError
+from harness.folders import FolderError, ensure_writable
 from harness.paths import CONFIG_DIR, results_dir
 
 if TYPE_CHECKING:
@@ -141,6 +142,8 @@ def _cmd_run(args: argparse.Namespace) -> None:
     if args.executor:
         args.set = [*args.set, f"executor.name={args.executor}"]  # the flag wins over --set
     cfg = _resolve(args)
+    if not args.dry_run:
+        ensure_writable(Path(args.results), "--results")
     run_dir, summary = executors.run(cfg, Path(args.results), progress=not args.quiet,
                                      dry_run=args.dry_run)
     if summary is None:  # a dry run printed the launch
@@ -207,6 +210,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep, sweep_exec
 
     spec = sweep.load_spec(sweep.find_sweep_file(args.file))
+    if not args.dry_run:  # every run, and the sweep's own sweeps/NAME/ metadata, go in there
+        ensure_writable(Path(args.results), "--results")
+        ensure_writable(Path(args.results) / "sweeps" / spec.name, "--results")
     plan = sweep.make_plan(spec, Path(args.results).resolve())  # validates every run first
     print(sweep.format_plan(plan, verbose=args.dry_run), file=sys.stderr)
     missing = sweep.missing_resources(plan)
@@ -238,7 +244,7 @@ def _cmd_suite_check(args: argparse.Namespace) -> None:
         config.resolve(pair, "uniform")
     from harness import suite_check
 
-    results = Path(args.results).resolve()
+    results = ensure_writable(Path(args.results), "--results").resolve()
     rows = suite_check.check(pairs, args.seeds, results, args.workers, progress=not args.quiet)
     out = suite_check.write(rows, results)
     print(out.read_text(), end="")
@@ -266,7 +272,7 @@ def _freeze_status(s) -> str:  # noqa: ANN001 (harness.suite.Suite; imported laz
 def _cmd_demo(args: argparse.Namespace) -> None:
     from harness import demo
 
-    demo.main(Path(args.results), quick=args.quick, with_replay=args.with_replay)
+    demo.main(ensure_writable(Path(args.results), "--results"), quick=args.quick, with_replay=args.with_replay)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -400,12 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from harness.records import RecordWriteError
     from strategies.registry import UnknownStrategyError
 
     # every error class comes from a torch-free module: a config error must print at once,
     # not after the seconds torch and transformers take to import
     errors: tuple[type[BaseException], ...] = (ConfigError, UnknownStrategyError, UserError,
-                                               FileNotFoundError)
+                                               FileNotFoundError, FolderError, RecordWriteError)
     if args.command in ("run", "demo", "probe"):
         from harness.records import RunBusyError
 

@@ -9,35 +9,127 @@
   difficulty tier (reasoning-gym pools), written beside every ``eval.csv`` row
 - ``summary.json``: written once at the end (its presence marks the run finished)
 - ``checkpoint/``: the latest resumable state
+- ``data.json``: what the run read (harness.fingerprint); a resume with other data is refused
 
 A finished run may be *packed* for committing (``harness/pack.py``): ``metrics.csv`` becomes
 ``metrics.csv.gz`` and the checkpoint goes; readers here take either form.
+
+Every write either lands whole or leaves the file as it was: appends are cut back when they
+fail, whole files are written beside the old one and renamed over it. A full disk (or any other
+OS write error) raises :class:`RecordWriteError`, one line naming the file and the fix.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import errno
 import fcntl
 import gzip
 import io
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 # extra_s: the part of clock_s spent on strategies' extra rollouts (references, oracle
 # candidates), so "off the clock" accountings are clock_s - extra_s from the same run
 EVAL_COLUMNS = ["step", "clock_s", "samples", "tokens", "accuracy", "extra_s"]
 
 
+class RecordWriteError(RuntimeError):
+    """A record or checkpoint could not be written (a full disk, a folder gone read-only).
+
+    What was written before is intact; the message names the file, the reason and the fix."""
+
+    def __init__(self, path: Path, cause: OSError) -> None:
+        self.path = Path(path)
+        self.cause = cause
+        reason = (cause.strerror or str(cause)).lower()
+        if cause.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = (f"free space on the disk of {self.path.parent} (or give --results on another "
+                   "disk)")
+        else:
+            fix = f"make {self.path.parent} writable again"
+        super().__init__(f"could not write {self.path} ({reason}); the records before it are "
+                         f"intact: {fix}, then rerun the same command to resume from the last "
+                         "checkpoint")
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> int:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]  # a short write (a nearly full disk) writes on
+    return len(data)
+
+
 def _append(path: Path, text: str) -> None:
     # one write + fsync per step: either the whole step's rows are on disk or none
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    except OSError as err:
+        raise RecordWriteError(path, err) from None
+    try:
+        size = os.fstat(fd).st_size
+        try:
+            _write_all(fd, text.encode("utf-8"))
+            os.fsync(fd)
+        except OSError as err:
+            # part of a step would read as a finished step: cut the file back (truncating
+            # frees blocks, so it works on a full disk too)
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)
+            raise RecordWriteError(path, err) from None
+    finally:
+        os.close(fd)
+
+
+class _Sink(io.RawIOBase):
+    """A write-only file over ``fd`` that keeps the OSError of a failed write: torch.save turns
+    it into a bare RuntimeError, and the reason (a full disk) must survive."""
+
+    def __init__(self, fd: int) -> None:
+        super().__init__()
+        self.fd = fd
+        self.error: OSError | None = None
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        try:
+            return _write_all(self.fd, data)
+        except OSError as err:
+            self.error = err
+            raise
+
+    def close(self) -> None:
+        if not self.closed:
+            os.close(self.fd)
+        super().close()
+
+
+def atomic_save(path: Path, write: Callable[[IO[bytes]], None]) -> None:
+    """Write ``path`` with ``write(file)`` into ``path.tmp``, fsync it, rename it over ``path``:
+    a save that fails (a full disk: :class:`RecordWriteError`) or is killed leaves the previous
+    file whole and no temporary one behind."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    sink: _Sink | None = None
+    try:
+        sink = _Sink(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        with sink:
+            write(sink)  # type: ignore[arg-type]
+            os.fsync(sink.fd)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        cause = err if isinstance(err, OSError) else sink.error if sink is not None else None
+        if cause is None:
+            raise  # a writer's own bug, not the disk
+        raise RecordWriteError(path, cause) from None
 
 
 @contextlib.contextmanager
@@ -64,9 +156,7 @@ class RunBusyError(RuntimeError):
 
 
 def atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_save(path, lambda fh: fh.write(text.encode("utf-8")))
 
 
 class RunRecord:
@@ -82,7 +172,10 @@ class RunRecord:
         self.checkpoint_dir = self.root / "checkpoint"
 
     def start(self, config_yaml: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise RecordWriteError(self.root, err) from None
         if not self.config_path.exists():
             atomic_write(self.config_path, config_yaml)
         if not self.metrics_path.exists():

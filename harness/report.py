@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from harness import claims, costclock, stats
+from harness.folders import ensure_writable
 from harness.records import RunRecord
 
 EFFECTIVE_KEY = "train/effective_frac"
@@ -679,6 +680,7 @@ def report(results: Path, out: Path | None = None,
     results = Path(results)
     out = Path(out) if out is not None else results / "report"
     records = load_records(results)
+    ensure_writable(out, "--out")  # before the bootstrap, which can take a while
     # targets fixed in sweep files (kept in sweeps/*/sweep.json); --target wins over them
     fixed_targets = {**sweep_targets(results), **(fixed_targets or {})}
     cal, source = resolve_calibration(results, records, calibration)

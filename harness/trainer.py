@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from harness.config import RunConfig, dump
 from harness.configbase import ConfigError
 from harness.context import ContextBase, KeptGroups
 from harness.provenance import git_commit, provenance
-from harness.records import RunBusyError, RunRecord, folder_lock  # noqa: F401 (re-export)
+from harness.records import RunBusyError, RunRecord, atomic_save, folder_lock  # noqa: F401 (re-export)
 from harness.replay import Group, ReplayBuffer, collate, join_groups, split_groups
 from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs, take_rows
 from harness.tasks import Pool, check_pool_size, load_pool
@@ -572,9 +571,8 @@ class Trainer:
             "replay": None if self.replay is None else self.replay.state_dict(),
             "times_selected": self.times_selected.tolist(),
         }
-        tmp = ckpt / "state.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, ckpt / "state.pt")  # a kill mid-save leaves the previous checkpoint
+        # a kill or a full disk mid-save leaves the previous checkpoint whole
+        atomic_save(ckpt / "state.pt", lambda fh: torch.save(state, fh))
 
     def try_resume(self) -> bool:
         path = self.record.checkpoint_dir / "state.pt"

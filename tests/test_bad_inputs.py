@@ -11,6 +11,7 @@ import contextlib
 import math
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -424,3 +425,154 @@ def test_unknown_strategy_params_get_a_did_you_mean(config_dir: Path) -> None:
     assert "unknown key for 'uniform'; it takes no keys" in message
     message = strategy_error(config_dir, "strategy.zzz=3", strategy="oracle")
     assert "allowed keys: candidates, samples, alpha, tau, mu" in message
+
+
+# --- folders that cannot be written, disks that fill -----------------------------------------
+
+
+def cli_error(capsys, *argv: str) -> str:
+    """The one line `selbench ARGV` prints on stderr as it exits 2."""
+    from harness import cli
+
+    capsys.readouterr()
+    assert cli.main(list(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("selbench: error: ") and "\n" not in err, err
+    return err
+
+
+def pair_file(tmp_path: Path) -> Path:
+    """The test pair as a user's own pair file, its model inlined (no configs/ tree needed)."""
+    import yaml
+    from conftest import TEST_MODEL, TEST_PAIR
+
+    path = tmp_path / "my-pair.yaml"
+    path.write_text(yaml.safe_dump({**TEST_PAIR, "model": {"name": "test-tiny", **TEST_MODEL}}))
+    return path
+
+
+def test_a_results_path_that_is_a_file_stops_every_command_before_work(
+        tmp_path: Path, capsys) -> None:
+    taken = tmp_path / "results.txt"
+    taken.write_text("not a folder\n")
+    pair = str(pair_file(tmp_path))
+    err = cli_error(capsys, "run", "--pair", pair, "--strategy", "uniform", "--results", str(taken))
+    assert f"--results {taken}: this is a file, not a folder" in err
+    assert "give a folder you can write to (--results DIR)" in err
+    below = taken / "sub"
+    err = cli_error(capsys, "run", "--pair", pair, "--strategy", "uniform", "--results", str(below))
+    assert f"--results {below}: {taken} is a file, so no folder can be made below it" in err
+    sweep_file = tmp_path / "one.yaml"
+    sweep_file.write_text("pairs: [tiny600k-chainsum]\nstrategies: [uniform]\nseeds: [0]\n")
+    err = cli_error(capsys, "sweep", str(sweep_file), "--results", str(taken), "--quiet")
+    assert f"--results {taken}: this is a file" in err
+    err = cli_error(capsys, "demo", "--results", str(taken))
+    assert f"--results {taken}: this is a file" in err
+    assert taken.read_text() == "not a folder\n"  # and nothing was written over it
+
+
+def test_unwritable_results_report_and_sweep_folders(tmp_path: Path, capsys) -> None:
+    import os
+
+    from harness.folders import FolderError, ensure_writable
+
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        if os.access(locked, os.W_OK):
+            pytest.skip("running as root: chmod does not stop this user from writing")
+        with pytest.raises(FolderError) as info:
+            ensure_writable(locked / "runs", "--results")
+        message = str(info.value)
+        assert f"--results {locked / 'runs'}: cannot write there (permission denied)" in message
+        assert "give a folder you can write to (--results DIR)" in message
+        err = cli_error(capsys, "run", "--pair", str(pair_file(tmp_path)), "--strategy",
+                        "uniform", "--results", str(locked))
+        assert f"--results {locked}: cannot write there" in err
+        err = cli_error(capsys, "report", str(tmp_path), "--out", str(locked / "report"))
+        assert "--out" in err and str(locked) in err
+    finally:
+        locked.chmod(0o700)
+
+
+def test_a_report_folder_that_is_a_file(tmp_path: Path, capsys, config_dir: Path,
+                                        built_test_model: Path) -> None:
+    from harness import config, trainer
+
+    cfg = config.resolve("test-pair", "uniform", overrides=["train.steps=2"],
+                         config_dir=config_dir)
+    trainer.run(cfg, tmp_path, progress=False)
+    taken = tmp_path / "report.png"
+    taken.write_bytes(b"")
+    err = cli_error(capsys, "report", str(tmp_path), "--out", str(taken), "--reps", "10")
+    assert f"--out {taken}: this is a file, not a folder; give a folder you can write to" in err
+
+
+def _fail_writes_into(monkeypatch, name: str, when: Callable[[bytes], bool]) -> list[int]:
+    """Make the low-level write into files named ``name`` run out of disk space once ``when``
+    holds for the data: the first call writes 10 bytes (a short write, as a nearly full disk
+    gives), the next raises ENOSPC. Returns the list of failures, to count them."""
+    import errno
+    import os
+
+    real_write = os.write
+    failures: list[int] = []
+
+    def write(fd: int, data) -> int:
+        target = os.readlink(f"/proc/self/fd/{fd}")
+        if Path(target).name == name and (failures or when(bytes(data))):
+            if not failures:
+                failures.append(0)
+                return real_write(fd, bytes(data)[:10])
+            failures.append(1)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+    return failures
+
+
+def test_a_disk_that_fills_mid_run_keeps_every_earlier_record(
+        tmp_path: Path, config_dir: Path, built_test_model: Path, monkeypatch) -> None:
+    from harness import config, trainer
+    from harness.records import RecordWriteError, RunRecord
+
+    cfg = config.resolve("test-pair", "uniform", config_dir=config_dir)  # 4 steps, ckpt every 2
+    run_dir = tmp_path / "runs" / cfg.run_id()
+    rec = RunRecord(run_dir)
+    # step 3's metrics hit the full disk
+    failures = _fail_writes_into(monkeypatch, "metrics.csv", lambda data: data.startswith(b"3,"))
+    with pytest.raises(RecordWriteError) as info:
+        trainer.run(cfg, tmp_path, progress=False)
+    message = str(info.value)
+    assert failures and "\n" not in message
+    assert f"could not write {rec.metrics_path} (no space left on device)" in message
+    assert f"free space on the disk of {run_dir}" in message and "rerun the same command" in message
+    text = rec.metrics_path.read_text()
+    assert text.endswith("\n")  # the short write was cut back: no torn line for step 3
+    assert sorted({s for s, _, _ in rec.read_metrics()}) == [1, 2]
+    assert len(text.splitlines()) == 1 + len(rec.read_metrics())
+    checkpoint = rec.checkpoint_dir / "state.pt"
+    assert torch_step(checkpoint) == 2
+    monkeypatch.undo()
+    # then the checkpoint of step 4: the one of step 2 stays whole, no temporary file left
+    before = checkpoint.read_bytes()
+    _fail_writes_into(monkeypatch, "state.pt.tmp", lambda data: True)
+    with pytest.raises(RecordWriteError) as info:
+        trainer.run(cfg, tmp_path, progress=False)
+    assert f"could not write {checkpoint} (no space left on device)" in str(info.value)
+    assert checkpoint.read_bytes() == before and not list(rec.checkpoint_dir.glob("*.tmp"))
+    monkeypatch.undo()
+    # space freed: the same command resumes from step 2 and finishes
+    _, summary = trainer.run(cfg, tmp_path, progress=False)
+    assert summary["steps"] == 4
+    assert [int(r["step"]) for r in rec.read_eval()] == [0, 2, 4]
+    steps = [s for s, k, _ in rec.read_metrics() if k == "time/step"]
+    assert steps == [1, 2, 3, 4]
+
+
+def torch_step(path: Path) -> int:
+    import torch
+
+    return int(torch.load(path, weights_only=False)["step"])

@@ -46,7 +46,7 @@ from harness.context import ContextBase, KeptGroups
 from harness.executors.openrlhf import experiences as xp
 from harness.executors.openrlhf.flags import optimizer_steps
 from harness.executors.openrlhf.prompts import PromptSource, eval_source
-from harness.records import RunRecord
+from harness.records import RunRecord, atomic_save
 from harness.replay import Group, ReplayBuffer
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy, get_entry
@@ -368,9 +368,7 @@ class SelbenchPPOTrainer(BasePPOTrainer):
         state = {"step": step, "counters": asdict(self.counters),
                  "strategy": json.dumps(self.strategy_obj.state_dict()),
                  "replay": None if self.replay is None else self.replay.state_dict()}
-        tmp = ckpt / "selbench.pt.tmp"
-        torch.save(state, tmp)
-        os.replace(tmp, self._state_path(step))
+        atomic_save(self._state_path(step), lambda fh: torch.save(state, fh))  # old one kept whole
         for old in sorted(ckpt.glob("selbench-*.pt"), key=lambda p: int(p.stem.split("-")[1]))[:-KEEP_STATES]:
             old.unlink()
 
