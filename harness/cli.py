@@ -406,13 +406,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from harness.fingerprint import DataChangedError
     from harness.records import RecordWriteError
     from strategies.registry import UnknownStrategyError
 
     # every error class comes from a torch-free module: a config error must print at once,
     # not after the seconds torch and transformers take to import
     errors: tuple[type[BaseException], ...] = (ConfigError, UnknownStrategyError, UserError,
-                                               FileNotFoundError, FolderError, RecordWriteError)
+                                               FileNotFoundError, FolderError, RecordWriteError,
+                                               DataChangedError)
     if args.command in ("run", "demo", "probe"):
         from harness.records import RunBusyError
 

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import engines, grpo, machine, policy, progress
+from harness import engines, fingerprint, grpo, machine, policy, positions, progress
 from harness.config import RunConfig, dump
 from harness.configbase import ConfigError
 from harness.context import ContextBase, KeptGroups
@@ -144,6 +144,12 @@ class Trainer:
         # the pool first: bad data fails in a second, before minutes of model building
         self.pool: Pool = load_pool(cfg.task, cfg.pair)
         check_pool_size(self.pool, cfg.train.batch_size, "train.batch_size")
+        # prompts that do not fit the model's positions, counted with its tokenizer
+        self.pool = positions.fit_for_model(self.pool, cfg, progress=progress)
+        check_pool_size(self.pool, cfg.train.batch_size, "train.batch_size")
+        # a resume on other data than the run started with stops here, before the model loads
+        self.data = fingerprint.fingerprint(cfg.task, self.pool)
+        fingerprint.check(self.record.root, self.data)
         self.device = _device(cfg.train.device)
         self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)
         self.model.to(self.device)
@@ -599,6 +605,7 @@ class Trainer:
         self.record.start(dump(cfg))
         if self.record.finished:
             return json.loads(self.record.summary_path.read_text())
+        fingerprint.record(self.record.root, self.data, self.code_commit)
         resumed = self.try_resume()
         if not resumed or not self.record.read_eval():
             # a fresh start drops everything, the step-0 row of a run killed before its first
@@ -658,6 +665,7 @@ class Trainer:
             # probes of its first part); None when it was never probed
             "machine_gflops": float(np.median(probes)) if probes else None,
             "executor": "inprocess",
+            "data": self.data,  # what the run read (also in data.json, checked on resume)
             **provenance(self.code_commit),
         }
 

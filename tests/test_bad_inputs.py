@@ -8,6 +8,7 @@ verifier deadlines that must hold off the main thread, where OpenRLHF calls the 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import math
 import threading
 import time
@@ -576,3 +577,151 @@ def torch_step(path: Path) -> int:
     import torch
 
     return int(torch.load(path, weights_only=False)["step"])
+
+
+# --- a run on a parquet pool: prompts that do not fit, data that changes under a run ----------
+
+
+def parquet_pair(tmp_path: Path, data: Path, name: str = "pq-pair", **task) -> Path:
+    """A pair file: the tiny test model (inlined, so the session's build is reused) on the
+    parquet file ``data`` (columns question, answer)."""
+    import yaml
+    from conftest import TEST_MODEL, TEST_PAIR
+
+    pair = {**TEST_PAIR, "model": {"name": "test-tiny", **TEST_MODEL},
+            "task": {"source": "parquet", "path": str(data), "question_key": "question",
+                     "answer_key": "answer", "answer_format": "first_line", "eval_fraction": 0.2,
+                     **task}}
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(pair))
+    return path
+
+
+def sums(n: int, long_rows: tuple[int, ...] = ()) -> pd.DataFrame:
+    """``n`` one-digit sums; the rows ``long_rows`` padded far past the test model's 128
+    positions (each ' + 0' is several tokens of its arithmetic tokenizer)."""
+    questions = [f"{i % 10} + {i // 10}" + (" + 0" * 60 if i in long_rows else "")
+                 for i in range(n)]
+    return pd.DataFrame({"question": questions, "answer": [str(i % 10 + i // 10) for i in range(n)]})
+
+
+def test_prompts_longer_than_the_model_are_dropped_or_stop_the_run(
+        tmp_path: Path, config_dir: Path, built_test_model: Path, capsys) -> None:
+    from harness import config, positions, trainer
+    from harness.tasks import load_pool
+
+    data = tmp_path / "some_long.parquet"
+    sums(50, long_rows=(3, 17, 41)).to_parquet(data)
+    cfg = config.resolve(str(parquet_pair(tmp_path, data)), "uniform")
+    pool = load_pool(cfg.task, cfg.pair)
+    capsys.readouterr()
+    fitted = positions.fit_for_model(pool, cfg, progress=False)
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and str(data) in err
+    assert "3 of its 50 questions are too long for the model" in err
+    assert "plus train.max_new_tokens=4 needs up to" in err
+    assert f"model 'test-tiny' has 128 positions ({built_test_model}/config.json)" in err
+    assert "dropped them (task.drop_bad_rows: false makes this an error)" in err
+    assert len(fitted.train) + len(fitted.eval) == 47
+    assert all("+ 0 + 0" not in q.text for q in fitted.train + fitted.eval)
+    # the trainer trains on exactly that pool
+    run = trainer.Trainer(cfg, tmp_path / "probe", progress=False)
+    assert [q.qid for q in run.pool.train] == [q.qid for q in fitted.train]
+    assert max(len(t) for t in run.train_tokens) + cfg.train.max_new_tokens <= 128
+    # the switch makes it an error, raised before the model loads
+    strict = config.resolve(str(parquet_pair(tmp_path, data, drop_bad_rows=False)), "uniform")
+    with pytest.raises(TaskDataError) as info:
+        trainer.Trainer(strict, tmp_path / "strict", progress=False)
+    message = str(info.value)
+    assert "\n" not in message and str(data) in message
+    assert "3 of its 50 questions are too long" in message
+    assert "set task.drop_bad_rows: true to drop them, or shorten model.prompt_template" in message
+    assert "model.tiny.max_position" in message
+    # a completion budget that leaves no room, and a pool mostly too long
+    message = str(pytest.raises(TaskDataError, positions.fit_for_model, pool, config.resolve(
+        str(parquet_pair(tmp_path, data)), "uniform", overrides=["train.max_new_tokens=200"]),
+        progress=False).value)
+    assert "'train.max_new_tokens' = 200" in message and "no room for any prompt" in message
+    mostly = tmp_path / "mostly_long.parquet"
+    sums(20, long_rows=tuple(range(12))).to_parquet(mostly)
+    cfg = config.resolve(str(parquet_pair(tmp_path, mostly)), "uniform")
+    message = str(pytest.raises(TaskDataError, positions.fit_for_model,
+                                load_pool(cfg.task, cfg.pair), cfg, progress=False).value)
+    assert "12 of its 20 questions are too long" in message and "too many to drop" in message
+
+
+def test_a_changed_data_file_refuses_the_resume(
+        tmp_path: Path, built_test_model: Path, capsys) -> None:
+    import json
+
+    from harness import config, trainer
+    from harness.fingerprint import DataChangedError
+    from harness.records import RunRecord
+
+    data = tmp_path / "pool.parquet"
+    sums(60).to_parquet(data)
+    original = data.read_bytes()
+    pair = parquet_pair(tmp_path, data)
+    cfg = config.resolve(str(pair), "uniform")
+    results = tmp_path / "results"
+    run_dir, summary = trainer.run(cfg, results, progress=False)
+    rec = RunRecord(run_dir)
+    recorded = json.loads((run_dir / "data.json").read_text())
+    assert recorded["files"]["task.path"]["sha256"] == hashlib.sha256(original).hexdigest()
+    assert recorded["packages"] == {"math-verify": summary["versions"]["math-verify"]}
+    assert summary["data"]["files"] == recorded["files"]
+    for name in ("torch", "transformers", "numpy", "pandas", "math-verify", "selbench"):
+        assert name in summary["versions"]
+    # killed after its last checkpoint, before the summary: a resume would pick it up
+    rec.summary_path.unlink()
+    frame = sums(60)
+    frame.loc[5, "answer"] = "99"  # one answer fixed (or broken) under the same path
+    frame.to_parquet(data)
+    new_sha = hashlib.sha256(data.read_bytes()).hexdigest()
+    with pytest.raises(DataChangedError) as info:
+        trainer.run(cfg, results, progress=False)
+    message = str(info.value)
+    assert "\n" not in message and f"cannot resume {run_dir}" in message
+    assert f"task.path {data} changed since this run started" in message
+    assert f"sha256 {recorded['files']['task.path']['sha256'][:12]}..." in message
+    assert f"{new_sha[:12]}... (" in message
+    assert "restore the file, or give a new --results folder" in message
+    # the CLI prints the same as one line
+    err = cli_error(capsys, "run", "--pair", str(pair), "--strategy", "uniform", "--results",
+                    str(results), "--quiet")
+    assert f"task.path {data} changed since this run started" in err
+    assert not rec.summary_path.exists() and rec.read_eval()  # nothing was lost
+    # a new results folder runs on the new file; the old one resumes once the file is back
+    fresh_dir, _ = trainer.run(cfg, tmp_path / "new-results", progress=False)
+    assert json.loads((fresh_dir / "data.json").read_text())["files"]["task.path"]["sha256"] \
+        == new_sha
+    data.write_bytes(original)
+    _, again = trainer.run(cfg, results, progress=False)
+    assert again["steps"] == cfg.train.steps and rec.summary_path.exists()
+
+
+def test_a_changed_package_or_pool_refuses_the_resume(tmp_path: Path) -> None:
+    import json
+
+    from harness.fingerprint import DataChangedError, check, fingerprint, record
+
+    data = write(tmp_path / "pool.parquet", verl_rows([str(i) for i in range(20)]))
+    cfg = parquet_cfg(data)
+    now = fingerprint(cfg, load_pool(cfg, "p"))
+    check(tmp_path, now)  # nothing recorded yet: a new run
+    record(tmp_path, now, "abc1234")
+    check(tmp_path, now)
+    then = json.loads((tmp_path / "data.json").read_text())
+    (tmp_path / "data.json").write_text(json.dumps({**then, "packages": {"math-verify": "0.1.0"}}))
+    message = str(pytest.raises(DataChangedError, check, tmp_path, now).value)
+    assert "built with math-verify 0.1.0" in message and "install math-verify==0.1.0" in message
+    (tmp_path / "data.json").write_text(json.dumps({**then, "pool_sha256": "0" * 64}))
+    message = str(pytest.raises(DataChangedError, check, tmp_path, now).value)
+    assert "the pool built now differs" in message and "(abc1234)" in message
+    # the same bytes elsewhere (the project moved) are the same data
+    moved = {**then, "files": {"task.path": {**then["files"]["task.path"], "path": "/old/x"}}}
+    (tmp_path / "data.json").write_text(json.dumps(moved))
+    check(tmp_path, now)
+    # reasoning-gym pools record the generator's version
+    gym = fingerprint(TaskConfig(n_train=8, n_eval=4), load_pool(TaskConfig(n_train=8, n_eval=4), "g"))
+    assert list(gym["packages"]) == ["reasoning-gym"] and gym["files"] == {}

@@ -176,7 +176,7 @@ def _label_policy(trainer: Any, questions: np.ndarray, samples: int, step: int,
 
 def collect_labels(cfg: RunConfig, progress: bool = True) -> LabelSet:
     """Labels of the configured policies, from the cache where collected before."""
-    from harness import policy
+    from harness import policy, positions
     from harness.config import dump
     from harness.progress import bar as progress_bar
     from harness.tasks import load_pool
@@ -184,6 +184,7 @@ def collect_labels(cfg: RunConfig, progress: bool = True) -> LabelSet:
     t0 = time.perf_counter()
     fc = cfg.predictor.fit
     pool = load_pool(cfg.task, cfg.pair)  # bad data fails here, before any model work
+    pool = positions.fit_for_model(pool, cfg, progress=progress)  # the trainer's pool exactly
     model_path = policy.build(cfg.model, progress=progress)
     folder = labels_dir(cfg, collection_key(cfg, model_path))
     questions = sample_questions(len(pool.train), fc.questions, fc.seed)
@@ -260,7 +261,7 @@ def label_summary(labels: LabelSet) -> list[dict[str, float]]:
 def fit(cfg: RunConfig, progress: bool = True,
         log: Callable[[str], None] | None = None) -> FitReport:
     """Collect (or reuse) labels, embed the whole pool, train, save the artifact."""
-    from harness import policy
+    from harness import policy, positions
     from harness.predictor.embed import pool_hash
     from harness.predictor.model import PredictorSpec
     from harness.predictor.resources import artifact_dir, pool_embeddings
@@ -275,7 +276,8 @@ def fit(cfg: RunConfig, progress: bool = True,
     labels = collect_labels(cfg, progress=progress)
 
     t0 = time.perf_counter()
-    texts = [q.text for q in load_pool(cfg.task, cfg.pair).train]
+    texts = [q.text for q in positions.fit_for_model(load_pool(cfg.task, cfg.pair), cfg,
+                                                     progress=progress).train]
     model_path = policy.build(cfg.model, progress=progress)
     # DOTS scores the whole pool, so the whole pool is embedded; labels cover the sample only
     emb, key = pool_embeddings(cfg, texts, model_path)

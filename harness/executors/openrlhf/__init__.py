@@ -154,13 +154,18 @@ def run(cfg: RunConfig, results_root: Path, dry_run: bool = False,
     check_machine()
     from harness.tasks import load_pool
 
-    load_pool(cfg.task, cfg.pair)  # missing data fails here, in a second, with the file to give
+    pool = load_pool(cfg.task, cfg.pair)  # missing data fails here, in a second, with the file
+    from harness import fingerprint
+    from harness.provenance import git_commit
     from harness.records import RunBusyError, folder_lock
 
     # one writer per run folder, as for the in-process executor (same lock file)
     with folder_lock(run_dir, RunBusyError.for_run(run_dir)):
         if summary_path.exists():
             return run_dir, json.loads(summary_path.read_text())
+        data = fingerprint.fingerprint(cfg.task, pool)
+        fingerprint.check(run_dir, data)  # a resume on other data stops before the launch
+        fingerprint.record(run_dir, data, git_commit())
         plan = prepare(cfg, results_root, build=True)
         if progress:
             print(format_plan(plan), file=sys.stderr)
