@@ -128,9 +128,11 @@ class TaskConfig:
     )
     drop_bad_rows: bool = opt(
         True,
-        help="parquet only: drop rows without a question or answer (null, NaN, empty; at most "
-        "half of a file) and later copies of a repeated question whose answer differs, with a "
-        "count on stderr; false makes any such row an error",
+        help="drop rows without a question or answer (null, NaN, empty; at most half of a "
+        "file) and later copies of a repeated question whose answer differs (parquet), and "
+        "questions whose prompt plus train.max_new_tokens exceeds the model's positions (any "
+        "source; at most half of the pool), with a count on stderr; false makes any such row "
+        "an error",
     )
     eval_sets: list[EvalSetConfig] = opt(
         help="parquet only: named held-out sets (accuracy = mean over the sets); replaces the "
