@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from harness.configbase import ConfigError
 from harness.folders import FolderError, ensure_writable
@@ -20,6 +21,19 @@ class UserError(Exception):
 
 
 ARCHIVED_HEADER = "Archived (studies/)"
+
+
+def _count(least: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``least`` (argparse names the flag)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = least - 1
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}")
+        return value
+    return parse
 
 
 def _pair_sections(archived: bool) -> list[tuple[str, list[str]]]:
@@ -275,8 +289,16 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     demo.main(ensure_writable(Path(args.results), "--results"), quick=args.quick, with_replay=args.with_replay)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, with its errors on one line like every other selbench error (the usage block
+    it prints first buries the reason); subcommands inherit it."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="selbench", description=__doc__)
+    p = _Parser(prog="selbench", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
 
     ls = sub.add_parser("list", help="list pairs, strategies or models")
@@ -302,8 +324,8 @@ def build_parser() -> argparse.ArgumentParser:
         sp.add_argument("--pair", required=True, help="see `selbench list pairs`")
         sp.add_argument("--strategy", required=strategy_required, default=None,
                         help="see `selbench list strategies`")
-        sp.add_argument("--seed", type=int, default=0)
-        sp.add_argument("--steps", type=int, default=None, help="override train.steps")
+        sp.add_argument("--seed", type=_count(0), default=0)
+        sp.add_argument("--steps", type=_count(1), default=None, help="override train.steps")
         sp.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. --set train.lr=1e-4 (repeatable)")
         sp.add_argument("--results", default=str(results_dir()), help="results folder")
@@ -320,7 +342,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("probe", help="pass-rate spread of the base policy on a pair's pool")
     run_args(pr, strategy_required=False)
-    pr.add_argument("--questions", type=int, default=512, help="pool questions to roll out")
+    pr.add_argument("--questions", type=_count(1), default=512, help="pool questions to roll out")
     pr.set_defaults(func=_cmd_probe)
 
     pred = sub.add_parser("predictor", help="the DOTS difficulty predictor")
@@ -339,8 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="report folder (default RESULTS_DIR/report)")
     rep.add_argument("--target", action="extend", nargs="+", default=[], metavar="PAIR=VALUE",
                      help="fixed target accuracy for a pair instead of uniform's final")
-    rep.add_argument("--reps", type=int, default=2000, help="bootstrap resamples")
-    rep.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    rep.add_argument("--reps", type=_count(1), default=2000, help="bootstrap resamples")
+    rep.add_argument("--seed", type=_count(0), default=0, help="bootstrap seed")
     rep.add_argument("--calibration", default=None, metavar="PATH",
                      help="cost-clock unit costs (default RESULTS_DIR/calibration.json; without "
                      "one they are fitted on the reported records)")
@@ -371,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="local: child processes here; ray: Ray tasks (pip install 'selbench[ray]')")
     sw.add_argument("--address", default=None,
                     help="Ray cluster address (default: start a local one)")
-    sw.add_argument("--workers", type=int, default=None,
+    sw.add_argument("--workers", type=_count(1), default=None,
                     help="runs at once (default: cores // train.threads; 1 if train.threads=0)")
     sw.add_argument("--results", default=str(results_dir()),
                     help="results folder (with Ray: a path every node shares)")
@@ -389,9 +411,10 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--pair", action="append", default=None,
                     help="check this pair (a name or a pair .yaml file) instead of the suite's; "
                     "repeatable")
-    sc.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    sc.add_argument("--seeds", type=_count(0), nargs="+", default=[0, 1, 2])
     sc.add_argument("--results", default=str(results_dir() / "suite-check"))
-    sc.add_argument("--workers", type=int, default=None, help="runs at once (default: cores)")
+    sc.add_argument("--workers", type=_count(1), default=None,
+                    help="runs at once (default: cores)")
     sc.add_argument("--quiet", action="store_true")
     sc.set_defaults(func=_cmd_suite_check)
 

@@ -278,6 +278,8 @@ class RunConfig:
 
     def validate(self) -> None:
         check(bool(self.pair), "pair", self.pair, "a pair name is required")
+        # numpy's generators take no negative seed: it would fail minutes in, at the strategy
+        check(self.seed >= 0, "seed", self.seed, "a non-negative integer")
         self.model.validate("model")
         self.task.validate("task")
         self.train.validate("train")
@@ -401,6 +403,30 @@ def _with_includes(layer: dict[str, Any], config_dir: Path) -> dict[str, Any]:
     return deep_merge(merged, layer)
 
 
+def _known_keys(layer: dict[str, Any], where: str) -> dict[str, Any]:
+    """``layer`` (one config file) if its top-level keys are run-config sections; a misspelt one
+    is named with its file, which the merged config could no longer say."""
+    known = [f.name for f in dataclasses.fields(RunConfig)]
+    for key, value in layer.items():
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(known)}"
+            raise ConfigError(f"{where}: {key}", value, f"unknown key; {hint}")
+    return layer
+
+
+def _pair_layer(layer: dict[str, Any], where: str, config_dir: Path) -> dict[str, Any]:
+    """A pair file with its includes merged in; it must name its model."""
+    if not layer:
+        raise ConfigError("pair", where, "the pair file is empty; a pair names its model and its "
+                          "task (see configs/pairs/*.yaml)")
+    merged = _known_keys(_with_includes(layer, config_dir), where)
+    if "model" not in merged:
+        raise ConfigError(f"{where}: model", None, "a pair names its model: a name of "
+                          "configs/models (`selbench list models`) or a mapping of model fields")
+    return merged
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """``a.b=value`` -> (['a', 'b'], value parsed as YAML so numbers and lists work)."""
     if "=" not in text:
@@ -447,11 +473,13 @@ def resolve(
         if not path.is_file():
             raise ConfigError("pair", pair, "no such file; give a pair name (`selbench list "
                               "pairs`) or the path of a pair .yaml file")
-        data = deep_merge(data, _with_includes(read_yaml(path), config_dir))
+        layer = _pair_layer(read_yaml(path), str(path), config_dir)
         pair = path.stem
     else:
-        data = deep_merge(data, _with_includes(_named_yaml("pairs", pair, "pair", config_dir),
-                                               config_dir))
+        found = configfiles.find_named("pairs", pair, config_dir)
+        layer = _pair_layer(_named_yaml("pairs", pair, "pair", config_dir),
+                            str(found) if found else pair, config_dir)
+    data = deep_merge(data, layer)
     data["pair"] = pair
     if strategy is not None:
         from strategies.registry import get_entry
@@ -459,8 +487,11 @@ def resolve(
         if ":" not in strategy:
             get_entry(strategy)  # unknown names fail here with "did you mean"
         strat_file = config_dir / "strategies" / f"{strategy}.yaml"
-        layer = read_yaml(strat_file) if strat_file.exists() else {}
-        layer.setdefault("strategy", {})["name"] = strategy
+        layer = _known_keys(read_yaml(strat_file), str(strat_file)) if strat_file.exists() else {}
+        if not isinstance(layer.setdefault("strategy", {}), dict):
+            raise ConfigError(f"{strat_file}: strategy", layer["strategy"],
+                              "a mapping of the strategy's params")
+        layer["strategy"]["name"] = strategy
         data = deep_merge(data, layer)
     data["seed"] = seed
     if steps is not None:

@@ -27,10 +27,18 @@ SAFE_LOADER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
+    """A config file's mapping (an empty file is an empty one); anything else is a one-line
+    ConfigError naming the file."""
     try:
         data = yaml.load(path.read_text(), Loader=SAFE_LOADER) or {}
     except yaml.YAMLError as err:
-        raise ConfigError(str(path), "<unparsable>", f"not valid YAML: {err}") from None
+        # PyYAML's own message spans lines (it quotes the file); one line: where, and what
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+        raise ConfigError(str(path), "<unparsable>", f"not valid YAML{where}: {problem}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(str(path), "<unreadable>", f"cannot read it ({err})") from None
     if not isinstance(data, dict):
         raise ConfigError(str(path), data, "a config file must be a mapping")
     return data

@@ -108,7 +108,8 @@ def check(pairs: Sequence[str], seeds: Sequence[int], results: Path, workers: in
         outcomes = sweep_exec.schedule(plan, executor, progress=progress)
         print(sweep_exec.format_outcomes(plan, outcomes), file=sys.stderr)
         if sweep_exec.exit_code(outcomes):
-            raise RuntimeError("some uniform runs did not finish; rerun to resume them")
+            raise sweep.SweepError("some uniform runs did not finish (see their logs above); "
+                                   "rerun the same command to resume them")
     rows = []
     for pair in pairs:
         runs = [r for r in plan.runs if r.pair == pair]

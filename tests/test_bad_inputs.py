@@ -725,3 +725,90 @@ def test_a_changed_package_or_pool_refuses_the_resume(tmp_path: Path) -> None:
     # reasoning-gym pools record the generator's version
     gym = fingerprint(TaskConfig(n_train=8, n_eval=4), load_pool(TaskConfig(n_train=8, n_eval=4), "g"))
     assert list(gym["packages"]) == ["reasoning-gym"] and gym["files"] == {}
+
+
+# --- other careless inputs: config files and command-line values ----------------------------
+
+
+def test_careless_pair_and_strategy_files_are_one_line(tmp_path: Path, capsys) -> None:
+    import shutil
+
+    cases = {
+        "a_list.yaml": ("- model: tiny600k-arith\n", "a config file must be a mapping"),
+        "empty.yaml": ("", "the pair file is empty; a pair names its model and its task"),
+        "broken.yaml": ("task: {source: [\n",
+                        "not valid YAML at line 2, column 1: expected the node content"),
+        "typo.yaml": ("modle: tiny600k-arith\n", "typo.yaml: modle' = 'tiny600k-arith' is "
+                      "invalid: unknown key; did you mean 'model'?"),
+        "no_model.yaml": ("description: forgot the model\n",
+                          "no_model.yaml: model' = None is invalid: a pair names its model"),
+        "task_list.yaml": ("model: tiny600k-arith\ntask: [1]\n",
+                           "'task' = [1] is invalid: expected a mapping of TaskConfig fields"),
+    }
+    for name, (text, expected) in cases.items():
+        path = tmp_path / name
+        path.write_text(text)
+        err = cli_error(capsys, "run", "--pair", str(path), "--strategy", "uniform")
+        assert expected in err, (name, err)
+    # a strategy file with a misspelt section or param names its file or the strategy
+    from conftest import TEST_PAIR
+
+    root = tmp_path / "configs"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "configs" / "models", root / "models")
+    (root / "pairs").mkdir()
+    (root / "strategies").mkdir()
+    (root / "pairs" / "p.yaml").write_text(f"model: tiny600k-arith\ntask: {TEST_PAIR['task']}\n")
+    from harness import config
+
+    (root / "strategies" / "dots.yaml").write_text("replya: {enabled: true}\n")
+    with pytest.raises(ConfigError) as info:
+        config.resolve("p", "dots", config_dir=root)
+    assert f"'{root / 'strategies' / 'dots.yaml'}: replya'" in str(info.value)
+    assert "did you mean 'replay'?" in str(info.value)
+    (root / "strategies" / "dots.yaml").write_text("strategy: {muu: 2}\n")
+    with pytest.raises(ConfigError, match="'strategy.muu' = 2 is invalid: unknown key for 'dots'"):
+        config.resolve("p", "dots", config_dir=root)
+    (root / "strategies" / "dots.yaml").write_text("strategy: dots\n")
+    with pytest.raises(ConfigError, match="dots.yaml: strategy' = 'dots' is invalid: a mapping"):
+        config.resolve("p", "dots", config_dir=root)
+
+
+def test_careless_command_line_values_are_one_line(tmp_path: Path, capsys) -> None:
+    from harness import cli
+
+    pair = str(pair_file(tmp_path))
+
+    def usage_error(*argv: str) -> str:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as info:
+            cli.main(list(argv))
+        assert info.value.code == 2
+        err = capsys.readouterr().err.strip()
+        assert "\n" not in err and "usage:" not in err, err  # one line, not argparse's block
+        return err
+
+    err = usage_error("run", "--pair", pair, "--strategy", "uniform", "--seed", "-1")
+    assert "argument --seed: expected an integer >= 0, got '-1'" in err
+    assert "(see `selbench run --help`)" in err
+    assert "--steps: expected an integer >= 1, got '0'" in usage_error(
+        "run", "--pair", pair, "--strategy", "uniform", "--steps", "0")
+    assert "--steps: expected an integer >= 1, got 'ten'" in usage_error(
+        "run", "--pair", pair, "--strategy", "uniform", "--steps", "ten")
+    assert "--workers: expected an integer >= 1, got '0'" in usage_error(
+        "sweep", "demo", "--workers", "0")
+    assert "--seeds: expected an integer >= 0, got '-2'" in usage_error(
+        "suite", "check", "--seeds", "0", "-2")
+    assert "--questions: expected an integer >= 1" in usage_error(
+        "probe", "--pair", pair, "--questions", "0")
+    assert "the following arguments are required: --pair" in usage_error("run")
+    # the same values reaching the config another way
+    assert "'seed' = -1 is invalid: a non-negative integer" in cli_error(
+        capsys, "run", "--pair", pair, "--strategy", "uniform", "--set", "seed=-1")
+    assert "'train.steps' = 0 is invalid: must be a positive integer" in cli_error(
+        capsys, "run", "--pair", pair, "--strategy", "uniform", "--set", "train.steps=0")
+    # a suite check of a pair that does not resolve
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("- 1\n")
+    err = cli_error(capsys, "suite", "check", "--pair", str(bad), "--results",
+                    str(tmp_path / "sc"))
+    assert "a config file must be a mapping" in err
