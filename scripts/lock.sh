@@ -24,7 +24,8 @@ export PIP_DISABLE_PIP_VERSION_CHECK=1
 {
   echo "# selbench's tested CPU environment, written by scripts/lock.sh ($("$tmp/venv/bin/python" -V));"
   echo "# scripts/setup.sh installs exactly these (pip install --no-deps -r requirements.lock)."
-  "$pip" freeze --all --exclude-editable | grep -v -i -E '^(selbench|pip|setuptools|wheel)(==| @)'
+  # pip is the venv's own; setuptools stays (torch needs it at run time)
+  "$pip" freeze --all --exclude-editable | grep -v -i -E '^(selbench|pip)(==| @)'
 } > "$tmp/lock"
 mv "$tmp/lock" "$OUT"
 echo "wrote $OUT ($(grep -c '==' "$OUT") packages)"

