@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 from harness.configbase import ConfigError
-from harness.folders import FolderError, ensure_writable
+from harness.folders import FolderError, ensure_writable, refuse_file
 from harness.paths import CONFIG_DIR, results_dir
 
 if TYPE_CHECKING:
@@ -224,9 +224,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     from harness import sweep, sweep_exec
 
     spec = sweep.load_spec(sweep.find_sweep_file(args.file))
-    if not args.dry_run:  # every run, and the sweep's own sweeps/NAME/ metadata, go in there
-        ensure_writable(Path(args.results), "--results")
-        ensure_writable(Path(args.results) / "sweeps" / spec.name, "--results")
+    refuse_file(Path(args.results), "--results")  # the plan looks inside it
     plan = sweep.make_plan(spec, Path(args.results).resolve())  # validates every run first
     print(sweep.format_plan(plan, verbose=args.dry_run), file=sys.stderr)
     missing = sweep.missing_resources(plan)
@@ -236,6 +234,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         print(f"warning: {line}", file=sys.stderr)
     if args.dry_run:
         return 0
+    # every run, and the sweep's own sweeps/NAME/ metadata, go in there; checked after the
+    # validation so that a rejected sweep leaves no folder behind
+    ensure_writable(Path(args.results), "--results")
+    ensure_writable(Path(args.results) / "sweeps" / spec.name, "--results")
     sweep.write_metadata(plan)
     if plan.todo() and (args.executor == "local" or args.address is None):
         sweep_exec.prebuild_models(plan, progress=not args.quiet)

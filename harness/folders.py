@@ -18,12 +18,11 @@ class FolderError(Exception):
     why and the fix; the CLI prints it and exits 2."""
 
 
-def ensure_writable(folder: Path, option: str) -> Path:
-    """``folder`` created if missing and shown to take a new file, else :class:`FolderError`.
+def refuse_file(folder: Path, option: str) -> Path:
+    """``folder`` unless it, or a folder above it, is a file (then :class:`FolderError`).
 
-    ``option`` is how the user gave the folder (``--results``, ``--out``), named in the message.
-    The probe is a real file, not ``os.access``: access bits say nothing of read-only mounts,
-    full disks or root squashing.
+    Creates nothing: commands that only read (a dry run, a plan) check this much before they
+    look inside the folder.
     """
     folder = Path(folder).expanduser()
     fix = f"give a folder you can write to ({option} DIR)"
@@ -33,6 +32,18 @@ def ensure_writable(folder: Path, option: str) -> Path:
     if blocker is not None:
         raise FolderError(f"{option} {folder}: {blocker} is a file, so no folder can be made "
                           f"below it; {fix}")
+    return folder
+
+
+def ensure_writable(folder: Path, option: str) -> Path:
+    """``folder`` created if missing and shown to take a new file, else :class:`FolderError`.
+
+    ``option`` is how the user gave the folder (``--results``, ``--out``), named in the message.
+    The probe is a real file, not ``os.access``: access bits say nothing of read-only mounts,
+    full disks or root squashing.
+    """
+    folder = refuse_file(folder, option)
+    fix = f"give a folder you can write to ({option} DIR)"
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(prefix=".selbench-write-check-", dir=folder)

@@ -312,10 +312,15 @@ def test_sigkilled_sweep_resumes_to_the_same_records(sweep_configs, built_test_m
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    # the killed runs' children die with the sweep, a moment after it (the kernel frees their
+    # folder locks as they go): nothing may hold a run once they are gone
+    deadline = time.time() + 30
     mid = _plan(sweep_configs, KILL_SWEEP, out, name="kill")
+    while mid.counts[BUSY] and time.time() < deadline:
+        time.sleep(0.2)
+        mid = _plan(sweep_configs, KILL_SWEEP, out, name="kill")
+    assert mid.counts[BUSY] == 0, mid.counts
     assert mid.counts[FINISHED] < 4 and mid.counts[RESUME] >= 1, mid.counts
-    # the killed runs' children die with the sweep: nothing holds a run when we restart
-    time.sleep(1)
     again = _cli(sweep_configs, str(path), "--results", str(out), "--workers", "2")
     assert again.returncode == 0, again.stderr
     assert f"{mid.counts[RESUME]} to resume from a checkpoint" in again.stderr
