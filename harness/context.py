@@ -10,6 +10,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from harness.config import RunConfig
+from harness.step import ExtraCost
 
 T = TypeVar("T")
 
@@ -51,9 +52,10 @@ class KeptGroups(Generic[T]):
 
 
 class ContextBase:
-    """Executors subclass this and add ``rollout`` (and their cost counters)."""
+    """Executors subclass this and add ``rollout``, paying its cost into :attr:`extra`."""
 
     def __init__(self, cfg: RunConfig, pool_size: int, scorer: Any, step: int) -> None:
+        self.extra = ExtraCost()  # the strategy's own rollouts this step, counted as cost
         self._cfg = cfg
         self._pool_size = pool_size
         self._scorer = scorer

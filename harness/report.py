@@ -466,7 +466,8 @@ def _definitions(a: Analysis, reps: int, seed: int, level: float) -> str:
              "- median over seeds: the earliest time by which at least half of the seeds reached "
              "the target; a pair counts as reached when that median is finite",
              "- speedup: uniform's median time-to-target / the strategy's; IQM: interquartile "
-             "mean of per-run speedups over the (seeds x pairs) matrix (rliable); with a single "
+             "mean of the pairs' speedups, bootstrapped within pairs over both arms' seeds; "
+             "with a single "
              "pair the aggregate is that pair's speedup and bootstrap interval (the stratified "
              "bootstrap of one pair holds the reference fixed and can collapse to a point); "
              "uniform is the reference, 1.00 by definition; PoI: probability that a run of the "
@@ -555,8 +556,8 @@ def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> 
     md = ["# Leaderboard: time to target accuracy", "",
           f"Strategies ranked by their speedup over uniform GRPO in **{clock}** time until "
           "they **hold** the target accuracy (the smoothed curve stays at or above it to the "
-          "end of the run), aggregated across pairs as the interquartile mean (IQM) of per-run "
-          "speedups. Uniform is the reference (1.00 by definition). The wall-clock column is "
+          "end of the run), aggregated across pairs as the interquartile mean (IQM) of the "
+          "pairs' speedups (each uniform's median over the strategy's). Uniform is the reference (1.00 by definition). The wall-clock column is "
           "the paper's metric on the same rule; the per-pair table gives first crossings too.",
           "", _md_table(["rank", "strategy", f"speedup, {clock} [{level:.0%} CI]",
                          "speedup, wall clock [CI]", "P(improve over uniform) [CI]",

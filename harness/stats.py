@@ -32,8 +32,9 @@ Definitions, applied to every strategy alike:
 - **Speedup** of a strategy on a pair: uniform's median time / the strategy's median time (0 when
   the strategy's median seed never reaches). Per run: uniform's median time / the run's time
   (0 when censored). Intervals: percentile bootstrap over seeds (both sides resampled), seeded.
-- **Across pairs** (rliable): interquartile mean of per-run speedups over the (seeds x pairs)
-  matrix with stratified bootstrap intervals, probability of improvement over uniform, and a
+- **Across pairs**: interquartile mean of the pairs' speedups (ratios of medians), with
+  intervals from a bootstrap within pairs over both arms' seeds (``pair_speedups_iqm``); from
+  rliable: the IQM itself, probability of improvement over uniform, and a
   performance profile of normalised time-to-target (run time / uniform's median time). The
   baseline is the reference (1 by definition, not its IQM against its own median); with one
   pair the aggregate is that pair's ratio of medians and its two-arm bootstrap.

@@ -13,57 +13,34 @@ import json
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from harness import engines, fingerprint, grpo, machine, policy, positions, progress
+from harness import engines, fingerprint, grpo, policy, positions, progress
 from harness.config import RunConfig, dump
 from harness.configbase import ConfigError
 from harness.context import ContextBase, KeptGroups
-from harness.provenance import git_commit, provenance
+from harness.provenance import git_commit
 from harness.records import RunBusyError, RunRecord, atomic_save, folder_lock  # noqa: F401 (re-export)
 from harness.replay import Group, ReplayBuffer, collate, join_groups, split_groups
 from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs, take_rows
+from harness.step import (  # noqa: F401 (PHASES, MACHINE_KEY, seed_for: re-exported)
+    CONTEXT_SALT,
+    EVAL_SALT,
+    MACHINE_KEY,
+    PHASES,
+    TRAIN_SALT,
+    Batch,
+    Counters,
+    StepCore,
+    seed_for,
+)
 from harness.tasks import Pool, check_pool_size, load_pool
 from strategies.base import GroupFeedback, RolloutSelector, StepFeedback, selects_rollouts
 from strategies.registry import build_strategy, get_entry
-
-PHASES = ("select", "generate", "reward", "logprobs", "update")
-# the matmul probe at each evaluation (harness.machine); under time/ with the other timings,
-# which no determinism check compares
-MACHINE_KEY = "time/machine_gflops"
-
-
-class PhaseTimer:
-    """Wall-clock per phase of a step; only on-clock phases count towards time-to-target."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = dict.fromkeys(PHASES, 0.0)
-
-    def add(self, phase: str, since: float) -> float:
-        now = time.perf_counter()
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + now - since
-        return now
-
-
-@dataclass
-class Counters:
-    """Cumulative cost counters (kept in checkpoints)."""
-
-    clock_s: float = 0.0
-    prompts: int = 0
-    samples: int = 0
-    tokens_generated: int = 0
-    tokens_trained: int = 0
-    reference_prompts: int = 0
-    reference_samples: int = 0
-    verifier_failures: int = 0
-    eval_s: float = 0.0
-    extra_s: float = 0.0  # on-clock time of strategies' extra rollouts (part of clock_s)
 
 
 class _Context(ContextBase):
@@ -73,10 +50,6 @@ class _Context(ContextBase):
         super().__init__(trainer.cfg, len(trainer.pool.train), trainer.scorer, step)
         self._trainer = trainer
         self._calls = 0
-        self.reference_prompts = 0
-        self.reference_samples = 0
-        self.reference_tokens = 0
-        self.seconds = 0.0
         # reuse=True groups of this step, by pool index; smaller rollouts of a prompt add up to G
         self._kept: KeptGroups[Group] = KeptGroups(self.group_size, join_groups,
                                                    lambda grp: len(grp.responses))
@@ -90,11 +63,9 @@ class _Context(ContextBase):
         self._calls += 1  # each call of a step draws from its own stream
         start = time.perf_counter()
         ro, rewards = self._trainer.rollout_and_score(indices, n_samples, self._step,
-                                                      salt=10 + self._calls)
-        self.seconds += time.perf_counter() - start
-        self.reference_prompts += len(indices)
-        self.reference_samples += len(indices) * n_samples
-        self.reference_tokens += ro.num_tokens
+                                                      salt=CONTEXT_SALT + self._calls)
+        self.extra.add(len(indices), len(indices) * n_samples, ro.num_tokens,
+                       time.perf_counter() - start)
         if reuse:
             for grp in split_groups(ro, indices, rewards, self._step):
                 self._kept.add(grp.index, grp)
@@ -108,27 +79,6 @@ def _device(name: str) -> torch.device:
         raise ConfigError("train.device", name, "no CUDA device is visible to this torch "
                           f"({torch.__version__}); use 'cpu'")
     return device
-
-
-def _seed_for(seed: int, step: int, salt: int) -> int:
-    # distinct, reproducible streams per (seed, step, purpose): resume == uninterrupted
-    return (seed * 1_000_003 + step * 7_919 + salt * 104_729) % (2**63 - 1)
-
-
-def _tier_names(tiers: np.ndarray) -> list[str]:
-    """The pool's tier names in first-seen order (none for a pool without tiers)."""
-    return [n for n in dict.fromkeys(tiers.tolist()) if n]
-
-
-def _tier_shares(prefix: str, tiers: np.ndarray, names: list[str],
-                 indices: list[int]) -> dict[str, float]:
-    """Share of ``indices`` in each of the pool's tiers ``names``, every tier named (zeros
-    included) so means over steps are shares of the whole run; empty for a pool without tiers
-    or no indices."""
-    if not names or not indices:
-        return {}
-    picked = tiers[np.asarray(indices, dtype=np.int64)]
-    return {f"{prefix}/{n}": float(np.mean(picked == n)) for n in names}
 
 
 class Trainer:
@@ -157,8 +107,7 @@ class Trainer:
         self.train_tokens = self._tokenize([q.text for q in self.pool.train])
         # difficulty tier of each pool question ("" when the pool has none): the per-step records
         # say which tiers a strategy trains on, beside the held-out accuracy per tier
-        self.train_tiers = np.array([str(q.meta.get("tier", "")) for q in self.pool.train])
-        self.tier_names = _tier_names(self.train_tiers)
+        train_tiers = [str(q.meta.get("tier", "")) for q in self.pool.train]
         eval_qs = self.pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions else self.pool.eval
         self.eval_questions = eval_qs
         self.eval_tokens = self._tokenize([q.text for q in eval_qs])
@@ -167,10 +116,12 @@ class Trainer:
         self.eos_ids = self._eos_ids()
         self.eval_references = (reference_tokens(cfg, self.tokenizer, eval_qs)
                                 if cfg.eval.metric == "exact" else None)
-        self.strategy = build_strategy(
+        strategy = build_strategy(
             cfg.strategy_name, {k: v for k, v in cfg.strategy.items() if k != "name"},
             pool_size=len(self.pool.train), seed=cfg.seed,
         )
+        # the strategy, replay buffer, counters and the step's bookkeeping (harness.step)
+        self.core = StepCore(cfg, strategy, train_tiers)
         t = cfg.train
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), weight_decay=t.weight_decay
@@ -187,11 +138,19 @@ class Trainer:
             from harness.predictor.resources import load_scorer
 
             self.scorer = load_scorer(cfg, [q.text for q in self.pool.train], self.model_path)
-        self.replay = ReplayBuffer(cfg.replay.capacity) if cfg.replay.enabled else None
-        self.counters = Counters()
-        # how often each pool prompt was picked fresh: repeats are what a tiny policy memorises
-        self.times_selected = np.zeros(len(self.pool.train), dtype=np.int64)
         self.step = 0
+
+    @property
+    def strategy(self) -> Any:
+        return self.core.strategy
+
+    @property
+    def replay(self) -> ReplayBuffer | None:
+        return self.core.replay
+
+    @property
+    def counters(self) -> Counters:
+        return self.core.counters
 
     # ------------------------------------------------------------------ helpers
 
@@ -233,7 +192,7 @@ class Trainer:
                   salt: int) -> tuple[Rollouts, list[str]]:
         """``n_samples`` responses per training-pool index, from a (seed, step, salt) stream."""
         tokens = [self.train_tokens[i] for i in indices for _ in range(n_samples)]
-        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, step, salt))
+        gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, step, salt))
         return self._sample(tokens, self.cfg.train.temperature, gen)
 
     def _rewards(self, indices: list[int], n_samples: int, texts: list[str]) -> np.ndarray:
@@ -250,24 +209,20 @@ class Trainer:
     # ------------------------------------------------------------------ one step
 
     def train_step(self, step: int) -> dict[str, float]:
-        t = self.cfg.train
-        timer = PhaseTimer()
-        start = mark = time.perf_counter()
+        t, core = self.cfg.train, self.core
+        timer = core.begin()
         ctx = _Context(self, step)
-        n_fresh = self._fresh_count()
-        indices = self.strategy.select(ctx, n_fresh)
-        self._check_selection(indices, n_fresh)
-        mark = timer.add("select", mark)
+        indices = core.select(ctx)
 
         kept = {i: ctx.kept[i] for i in indices if i in ctx.kept}
         new = [i for i in indices if i not in kept]
         # a rollout selector (PODS) samples n >= G responses per prompt and trains on G of them
         selector = self.strategy if selects_rollouts(self.strategy) else None
         n_draw = selector.samples_per_prompt(t.group_size) if selector is not None else t.group_size
-        ro, texts = self._generate(new, n_draw, step, salt=0) if new else (None, [])
+        ro, texts = self._generate(new, n_draw, step, salt=TRAIN_SALT) if new else (None, [])
         gen_tokens = ro.num_tokens if ro is not None else 0
         work = {"generate": dict(ro.work) if ro is not None else {}, "logprobs": {}, "update": {}}
-        mark = timer.add("generate", mark)
+        timer.lap("generate")
         fresh_rewards = self._rewards(new, n_draw, texts) if new else np.zeros((0, t.group_size))
         observed: dict[int, np.ndarray] = {}  # all n rewards of down-sampled prompts
         if selector is not None and new:
@@ -282,9 +237,7 @@ class Trainer:
         else:
             by_index = dict(zip(new, split_groups(ro, new, fresh_rewards, step), strict=True)) if new else {}
             fresh = [kept.get(i) or by_index[i] for i in indices]
-            if self.replay is not None:
-                gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, step, 3))
-                replayed = self.replay.sample(t.batch_size - n_fresh, gen, exclude=set(indices))
+            replayed = core.replay_draw(step, t.batch_size - len(indices), exclude=set(indices))
             groups = fresh + replayed
             if len(groups) != t.batch_size:
                 raise RuntimeError(f"replay could fill only {len(groups)} of {t.batch_size} prompts")
@@ -294,7 +247,7 @@ class Trainer:
                                         for _ in grp.responses], device=self.device)
         adv = grpo.group_norm_advantages(torch.tensor(rewards, dtype=torch.float32,
                                                       device=self.device)).reshape(-1)
-        mark = timer.add("reward", mark)
+        timer.lap("reward")
 
         if t.mini_batch_size == t.batch_size:
             # One optimizer step per generation: the policy has not moved when the loss is
@@ -304,65 +257,23 @@ class Trainer:
             old_logp, ref_logp = None, self._ref_logprobs(ro, work["logprobs"])
         else:
             old_logp, ref_logp = self._old_logprobs(ro, work["logprobs"])
-        mark = timer.add("logprobs", mark)
+        timer.lap("logprobs")
 
         stats = self._update(ro, adv, old_logp, ref_logp, step, replay_rows, work["update"])
-        mark = timer.add("update", mark)
+        timer.lap("update")
 
-        n_sel = len(indices)
-        sel_rewards = rewards[:n_sel]
         feedback = StepFeedback(step=step, groups=tuple(
             GroupFeedback(index=i, rewards=tuple(float(r) for r in observed.get(i, row)))
-            for i, row in zip(indices, sel_rewards, strict=True)))
-        self.strategy.update(feedback)
-        predicted = self._predicted(indices)
-        if self.replay is not None:
-            unused = [grp for i, grp in ctx.kept.items() if i not in kept]
-            self.replay.add(unused + fresh)  # newest last: they are evicted last
-        timer.add("select", mark)
-        step_s = time.perf_counter() - start
-
-        c = self.counters
-        gen_samples = len(new) * n_draw
-        trained_tokens = ro.num_tokens
-        c.clock_s += step_s
-        c.extra_s += ctx.seconds
-        c.prompts += len(new) + ctx.reference_prompts
-        c.samples += gen_samples + ctx.reference_samples
-        c.tokens_generated += gen_tokens + ctx.reference_tokens
-        c.tokens_trained += trained_tokens
-        c.reference_prompts += ctx.reference_prompts
-        c.reference_samples += ctx.reference_samples
-        zero_std = float(np.mean(sel_rewards.std(axis=1) == 0))
-        repeat_frac = float(np.mean(self.times_selected[indices] > 0))
-        self.times_selected[indices] += 1
-        metrics = {f"time/{p}": s for p, s in timer.seconds.items()}
-        metrics.update({
-            "time/step": step_s,
-            "time/clock": c.clock_s,
-            "time/extra_rollouts": ctx.seconds,
-            "cost/prompts": len(new),
-            "cost/samples": gen_samples,
-            "cost/tokens_generated": gen_tokens + ctx.reference_tokens,
-            "cost/tokens_trained": trained_tokens,
-            "cost/reference_prompts": ctx.reference_prompts,
-            "cost/reference_samples": ctx.reference_samples,
-            "cost/reused_groups": len(kept),
-            "cum/samples": c.samples,
-            "cum/tokens": c.tokens_generated + c.tokens_trained,
-            "train/reward_mean": float(rewards.mean()),
-            "train/zero_std_frac": zero_std,
-            # the strategy's quality: share of *selected* prompts whose group was informative
-            "train/effective_frac": 1.0 - zero_std,
-            "train/batch_effective_frac": float(np.mean(rewards.std(axis=1) > 0)),
-            "train/response_len": trained_tokens / max(1, ro.response_ids.shape[0]),
-            # a down-sampled prompt's pass rate is that of all its n samples, not the trained G
-            "select/observed_pass_rate": (float(np.mean([np.mean(g.rewards) for g in feedback.groups]))
-                                          if observed else float(sel_rewards.mean())),
-            # share of this step's prompts trained on before in the run, and distinct so far
-            "select/repeat_frac": repeat_frac,
-            "select/distinct_total": float(np.count_nonzero(self.times_selected)),
-            "verifier/failures": c.verifier_failures,
+            for i, row in zip(indices, rewards[:len(indices)], strict=True)))
+        unused = [grp for i, grp in ctx.kept.items() if i not in kept]
+        batch = Batch(feedback=feedback, trained=rewards, replayed=replayed, new_prompts=len(new),
+                      samples=len(new) * n_draw, tokens_generated=gen_tokens,
+                      tokens_trained=ro.num_tokens, responses_trained=ro.response_ids.shape[0],
+                      reused_groups=len(kept),
+                      discarded_samples=(len(new) * (n_draw - t.group_size)
+                                         if selector is not None else None),
+                      to_replay=unused + fresh)  # newest last: they are evicted last
+        return core.finish(step, batch, ctx.extra, {
             **{f"train/{k}": v for k, v in stats.items()},
             # positions the model ran on per phase, real tokens (each distinct prompt once, each
             # response token that predicts another) and with padding: the padding's share is
@@ -370,24 +281,6 @@ class Trainer:
             **{f"tokens/{phase}_{kind}": n for phase, counts in work.items()
                for kind, n in counts.items()},
         })
-        if selector is not None:
-            metrics["cost/discarded_samples"] = len(new) * (n_draw - t.group_size)
-        if predicted is not None:
-            obs = (np.array([np.mean(g.rewards) for g in feedback.groups]) if observed
-                   else sel_rewards.mean(axis=1))
-            metrics["select/predicted_pass_rate"] = float(np.mean(predicted))
-            metrics["select/prediction_abs_err"] = float(np.mean(np.abs(predicted - obs)))
-        metrics.update(_tier_shares("train/tier_share", self.train_tiers, self.tier_names,
-                                    list(indices) + [g.index for g in replayed]))
-        if self.replay is not None:
-            metrics.update(_tier_shares("replay/tier_share", self.train_tiers, self.tier_names,
-                                        [g.index for g in replayed]))
-            metrics.update({
-                "replay/share": len(replayed) / t.batch_size,
-                "replay/buffer_size": len(self.replay),
-                "replay/age_mean": float(np.mean([step - g.step for g in replayed])) if replayed else 0.0,
-            })
-        return metrics
 
     def _down_sample(self, selector: RolloutSelector, ro: Rollouts,
                      rewards: np.ndarray) -> tuple[Rollouts, np.ndarray]:
@@ -403,30 +296,6 @@ class Trainer:
             rows.extend(k * n + j for j in chosen)
         kept_rewards = rewards.reshape(-1)[rows].reshape(len(rewards), g)
         return take_rows(ro, rows), kept_rewards
-
-    def _fresh_count(self) -> int:
-        """B fresh prompts, or sigma * B once the replay buffer can fill the rest."""
-        t, r = self.cfg.train, self.cfg.replay
-        if self.replay is None:
-            return t.batch_size
-        n_fresh = max(1, round(r.sigma * t.batch_size))
-        return n_fresh if len(self.replay) >= t.batch_size - n_fresh else t.batch_size
-
-    def _predicted(self, indices: list[int]) -> np.ndarray | None:
-        """The strategy's predicted pass rates of the prompts it chose, when it has them."""
-        fn = getattr(self.strategy, "predicted_pass_rates", None)
-        if fn is None:
-            return None
-        pred = fn(indices)
-        return None if pred is None else np.asarray(pred, dtype=np.float64)
-
-    def _check_selection(self, indices: list[int], n: int) -> None:
-        size = len(self.pool.train)
-        if len(indices) != n or len(set(indices)) != n or not all(0 <= i < size for i in indices):
-            raise RuntimeError(
-                f"strategy '{self.cfg.strategy_name}' returned an invalid selection at step "
-                f"{self.step}: expected {n} distinct indices in [0, {size}), got {len(indices)} "
-                f"({len(set(indices))} distinct)")
 
     def _micro_slices(self, rows: int) -> list[slice]:
         mb = self.cfg.train.micro_batch_size
@@ -539,7 +408,7 @@ class Trainer:
             return float(probs.mean()), by_tier
         tokens = [tok for tok in self.eval_tokens for _ in range(e.samples)]
         questions = [q for q in self.eval_questions for _ in range(e.samples)]
-        gen = torch.Generator().manual_seed(_seed_for(self.cfg.seed, 0, 2))  # same draws each eval
+        gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, 0, EVAL_SALT))  # same draws each eval
         rewards = []
         for i in range(0, len(tokens), e.batch_size):
             _, texts = self._sample(tokens[i:i + e.batch_size], e.temperature, gen)
@@ -553,11 +422,7 @@ class Trainer:
     def _eval_and_log(self, step: int) -> float:
         start = time.perf_counter()
         acc, by_tier = self.evaluate()
-        self.counters.eval_s += time.perf_counter() - start
-        c = self.counters
-        self.record.log_eval({"step": step, "clock_s": c.clock_s, "samples": c.samples,
-                              "tokens": c.tokens_generated + c.tokens_trained, "accuracy": acc,
-                              "extra_s": c.extra_s})
+        self.core.log_eval(self.record, step, acc, time.perf_counter() - start)
         if by_tier:
             self.record.log_eval_tiers(step, by_tier)
         return acc
@@ -571,11 +436,8 @@ class Trainer:
             "step": self.step,
             "model": self.model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
-            "counters": self.counters.__dict__,
-            "strategy": json.dumps(self.strategy.state_dict()),
             "verifier": {"failures": self.pool.verifier.failures},
-            "replay": None if self.replay is None else self.replay.state_dict(),
-            "times_selected": self.times_selected.tolist(),
+            **self.core.state_dict(),  # counters, strategy, replay, times_selected
         }
         # a kill or a full disk mid-save leaves the previous checkpoint whole
         atomic_save(ckpt / "state.pt", lambda fh: torch.save(state, fh))
@@ -587,13 +449,8 @@ class Trainer:
         state = torch.load(path, weights_only=False, map_location=self.device)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.counters = Counters(**state["counters"])
-        self.strategy.load_state_dict(json.loads(state["strategy"]))
+        self.core.load_state_dict(state)
         self.pool.verifier.failures = state["verifier"]["failures"]
-        if self.replay is not None:
-            self.replay.load_state_dict(state["replay"])
-        if "times_selected" in state:  # checkpoints from before the counter start from zero
-            self.times_selected = np.asarray(state["times_selected"], dtype=np.int64)
         self.step = int(state["step"])
         self.record.truncate_after(self.step)
         return True
@@ -623,9 +480,7 @@ class Trainer:
                 acc = self._eval_and_log(step)
                 metrics["eval/accuracy"] = acc
                 # off the clock, like the evaluation: the machine's speed at this point of the run
-                probe_start = time.perf_counter()
-                metrics[MACHINE_KEY] = machine.matmul_gflops()
-                self.counters.eval_s += time.perf_counter() - probe_start
+                metrics[MACHINE_KEY] = self.core.probe_machine()
             self.record.log_step(step, metrics)
             if cfg.train.checkpoint_every and (step % cfg.train.checkpoint_every == 0
                                                or step == cfg.train.steps):
@@ -639,35 +494,10 @@ class Trainer:
         return summary
 
     def _summary(self) -> dict[str, Any]:
-        curve = self.record.read_eval()
-        c = self.counters
         probes = [v for _, name, v in self.record.read_metrics() if name == MACHINE_KEY]
-        return {
-            "run_id": self.cfg.run_id(),
-            "pair": self.cfg.pair,
-            "strategy": self.cfg.strategy_name,
-            "replay": self.cfg.replay.enabled,
-            "label": self.cfg.label(),
-            "seed": self.cfg.seed,
-            "steps": self.step,
-            "initial_accuracy": curve[0]["accuracy"],
-            "final_accuracy": curve[-1]["accuracy"],
-            "best_accuracy": max(r["accuracy"] for r in curve),
-            "clock_s": c.clock_s,
-            "extra_s": c.extra_s,
-            "eval_s": c.eval_s,
-            "samples": c.samples,
-            "tokens_generated": c.tokens_generated,
-            "tokens_trained": c.tokens_trained,
-            "reference_samples": c.reference_samples,
-            "verifier_failures": c.verifier_failures,
-            # median over the run's evaluations (read back from disk: a resumed run keeps the
-            # probes of its first part); None when it was never probed
-            "machine_gflops": float(np.median(probes)) if probes else None,
-            "executor": "inprocess",
-            "data": self.data,  # what the run read (also in data.json, checked on resume)
-            **provenance(self.code_commit),
-        }
+        # data: what the run read (also in data.json, checked on resume)
+        return self.core.summary(self.step, self.record.read_eval(), probes, "inprocess",
+                                 self.code_commit, data=self.data)
 
 
 def reference_tokens(cfg: RunConfig, tokenizer: Any, questions: Sequence[Any]) -> list[list[int]]:

@@ -36,7 +36,8 @@ import torch  # noqa: E402
 from harness import config, executors, grpo, policy  # noqa: E402
 from harness.records import RunRecord  # noqa: E402
 from harness.rollout import Rollouts, sample, sequence_logprobs  # noqa: E402
-from harness.trainer import Trainer, _seed_for  # noqa: E402
+from harness.step import seed_for  # noqa: E402
+from harness.trainer import Trainer  # noqa: E402
 
 SUITE_PAIR = "tiny1m-chainsum"
 BIG_PAIR = str(PROJECT / "scripts" / "gpu_check" / "gpu34m-chainsum.yaml")
@@ -84,7 +85,7 @@ def parity(device: str, overrides: list[str], work: Path) -> dict[str, Any]:
     on_device.eval()
     dev_ro = sample(on_device, tokens, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
                     eos_ids=trainer.eos_ids, pad_id=trainer.pad_id,
-                    generator=torch.Generator().manual_seed(_seed_for(cfg.seed, 1, 0)))
+                    generator=torch.Generator().manual_seed(seed_for(cfg.seed, 1, 0)))
     same = [bool(torch.equal(a[m.bool()], b[n.bool()])) for a, m, b, n in zip(
         ro.response_ids, ro.response_mask, dev_ro.response_ids.cpu(), dev_ro.response_mask.cpu(),
         strict=True)]

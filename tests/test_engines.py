@@ -28,6 +28,7 @@ from harness.engines.vllm_engine import VLLMEngine, VLLMUnavailable, check_suppo
 from harness.models import load_policy
 from harness.records import RunRecord
 from harness.rollout import sample, sequence_logprobs
+from harness.step import seed_for
 from harness.trainer import Trainer
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
@@ -65,7 +66,7 @@ def test_default_engine_draws_exactly_what_the_sampler_draws(config_dir, built_t
     ro, _ = tr._generate([0, 1, 2, 3], 4, step=1, salt=0)
     assert isinstance(engines.for_trainer(tr), HFEngine)
     tokens = [tr.train_tokens[i] for i in (0, 1, 2, 3) for _ in range(4)]
-    gen = torch.Generator().manual_seed(trainer._seed_for(0, 1, 0))
+    gen = torch.Generator().manual_seed(seed_for(0, 1, 0))
     ref = sample(tr.model, tokens, max_new_tokens=tr.cfg.train.max_new_tokens,
                  temperature=tr.cfg.train.temperature, eos_ids=tr.eos_ids, pad_id=tr.pad_id,
                  generator=gen)

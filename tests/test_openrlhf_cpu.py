@@ -253,3 +253,52 @@ def test_dynamic_filtering_refills_are_the_strategys_choices(setup: Setup) -> No
     assert len(refills) == min(dropped, 12)
     check_samples(setup, samples)
     strategy.update(feedback(1, arrival_order(samples), rewards))
+
+
+# executor-specific metric keys: the in-process update's statistics and work counts, OpenRLHF's
+# status; every other key comes from the shared step core (harness.step) in both
+_INPROCESS_ONLY = ("train/loss", "train/clip_frac", "train/lr", "train/grad_norm", "train/kl",
+                   "tokens/")
+_OPENRLHF_ONLY = ("openrlhf/",)
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "mopps"])
+def test_both_executors_step_through_the_shared_core_with_the_same_keys(
+        setup: Setup, config_dir, tmp_path, strategy: str) -> None:
+    """The OpenRLHF controller's real ``selbench_step`` with the real engine and verifier; only
+    its GPU side (OpenRLHF's experience maker and DeepSpeed PPO update, which need CUDA) is left
+    out. Its metric keys are the in-process trainer's, apart from each executor's own."""
+    from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
+
+    from harness.executors.openrlhf.controller import SelbenchPPOTrainer
+    from harness.step import StepCore
+    from harness.trainer import Trainer
+
+    cfg = config.resolve("test-pair", strategy, seed=0, config_dir=config_dir)
+    inprocess = Trainer(cfg, tmp_path / "run", progress=False)
+    theirs = inprocess.train_step(1)
+
+    ctl = SelbenchPPOTrainer.__ray_actor_class__.__new__(SelbenchPPOTrainer.__ray_actor_class__)
+    args = SimpleNamespace(
+        rollout=SimpleNamespace(batch_size=cfg.train.batch_size, n_samples_per_prompt=G),
+        vllm=SimpleNamespace(enable_sleep=False),
+        algo=SimpleNamespace(dynamic_filtering_enable=False, dynamic_filtering_range=[0.0, 1.0],
+                             advantage=SimpleNamespace(is_correction_level="token")))
+    ctl.cfg, ctl.pool, ctl.hf_tokenizer, ctl.args, ctl.scorer = (cfg, setup.pool, setup.tokenizer,
+                                                                 args, None)
+    ctl.vllm_engines = setup.engines
+    ctl.generate_kwargs = {"max_new_tokens": cfg.train.max_new_tokens, "max_len": 128}
+    ctl.samples_generator = SamplesGenerator(SimpleNamespace(args=args), None, None,
+                                             setup.tokenizer, setup.engines)
+    ctl.core = StepCore(cfg, build_strategy(strategy, {}, pool_size=len(setup.pool.train), seed=0),
+                        [str(q.meta.get("tier", "")) for q in setup.pool.train])
+    ctl._train_on = lambda rollout, n_fresh, step: ({"policy_loss": 0.5}, [], 0.0)
+    ours = ctl.selbench_step(1)
+
+    def shared(keys: Sequence[str], own: tuple[str, ...]) -> set[str]:
+        return {k for k in keys if not k.startswith(own)}
+
+    assert shared(ours, _OPENRLHF_ONLY) == shared(theirs, _INPROCESS_ONLY)
+    assert "openrlhf/policy_loss" in ours and "select/repeat_frac" in ours
+    assert ours["cost/samples"] == cfg.train.batch_size * G
+    assert ctl.core.counters.samples == cfg.train.batch_size * G

@@ -16,6 +16,7 @@ import torch
 
 from harness import config, grpo, trainer
 from harness.records import RunRecord
+from harness.step import MACHINE_KEY, tier_names, tier_shares
 from harness.trainer import Trainer
 
 TIME_KEYS = ("time/", "train/grad_norm")
@@ -66,7 +67,7 @@ def test_run_writes_complete_records(config_dir, built_test_model, tmp_path) -> 
     assert all(v == 0.0 for _, k, v in rec.read_metrics() if k == "select/repeat_frac")
     assert summary["steps"] == 4 and summary["samples"] == 4 * 8 * 4
     # the machine-speed probe after each evaluation but the start, its median in the summary
-    probes = [(s, v) for s, k, v in rec.read_metrics() if k == trainer.MACHINE_KEY]
+    probes = [(s, v) for s, k, v in rec.read_metrics() if k == MACHINE_KEY]
     assert [s for s, _ in probes] == [2, 4] and all(v > 0 for _, v in probes)
     assert summary["machine_gflops"] == float(np.median([v for _, v in probes]))
     # clock excludes evaluation: it is the sum of the per-step times
@@ -79,13 +80,13 @@ def test_run_writes_complete_records(config_dir, built_test_model, tmp_path) -> 
 
 def test_tier_shares_by_hand() -> None:
     tiers = np.array(["easy", "hard", "easy", "easy"])
-    names = trainer._tier_names(tiers)
+    names = tier_names(tiers)
     assert names == ["easy", "hard"]
-    assert trainer._tier_shares("p", tiers, names, [0, 1, 2, 1]) == {"p/easy": 0.5, "p/hard": 0.5}
-    assert trainer._tier_shares("p", tiers, names, [0, 2]) == {"p/easy": 1.0, "p/hard": 0.0}
-    assert trainer._tier_shares("p", tiers, names, []) == {}  # nothing replayed yet: no share
+    assert tier_shares("p", tiers, names, [0, 1, 2, 1]) == {"p/easy": 0.5, "p/hard": 0.5}
+    assert tier_shares("p", tiers, names, [0, 2]) == {"p/easy": 1.0, "p/hard": 0.0}
+    assert tier_shares("p", tiers, names, []) == {}  # nothing replayed yet: no share
     untiered = np.array(["", ""])  # a pool without tiers
-    assert trainer._tier_shares("p", untiered, trainer._tier_names(untiered), [0, 1]) == {}
+    assert tier_shares("p", untiered, tier_names(untiered), [0, 1]) == {}
 
 
 def test_same_seed_same_selections_and_first_steps(config_dir, built_test_model, tmp_path) -> None:

@@ -28,7 +28,6 @@ import math
 import os
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,25 +46,13 @@ from harness.executors.openrlhf import experiences as xp
 from harness.executors.openrlhf.flags import optimizer_steps
 from harness.executors.openrlhf.prompts import PromptSource, eval_source
 from harness.records import RunRecord, atomic_save
-from harness.replay import Group, ReplayBuffer
+from harness.replay import Group
+from harness.step import MACHINE_KEY, Batch, StepCore
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy, get_entry
 
 SPEC_ENV = "SELBENCH_OPENRLHF_SPEC"
 KEEP_STATES = 3
-
-
-@dataclass
-class Counters:
-    clock_s: float = 0.0
-    prompts: int = 0
-    samples: int = 0
-    tokens_generated: int = 0
-    tokens_trained: int = 0
-    reference_prompts: int = 0
-    reference_samples: int = 0
-    extra_s: float = 0.0
-    eval_s: float = 0.0
 
 
 def _tokens(samples: Sequence[Any]) -> int:
@@ -80,8 +67,6 @@ class _Context(ContextBase):
         self._t = trainer
         # reuse=True groups: pool index -> G samples (smaller rollouts of a prompt add up to G)
         self._kept: KeptGroups[list[Any]] = KeptGroups(self.group_size, lambda a, b: a + b, len)
-        self.prompts = self.samples = self.tokens = 0
-        self.seconds = 0.0
 
     @property
     def kept(self) -> dict[int, list[Any]]:
@@ -100,10 +85,7 @@ class _Context(ContextBase):
         if reuse:
             for i in indices:
                 self._kept.add(i, by_index[i])
-        self.prompts += len(indices)
-        self.samples += len(samples)
-        self.tokens += _tokens(samples)
-        self.seconds += time.perf_counter() - start
+        self.extra.add(len(indices), len(samples), _tokens(samples), time.perf_counter() - start)
         return rewards
 
 
@@ -134,17 +116,18 @@ class SelbenchPPOTrainer(BasePPOTrainer):
         self.eval_questions = (self.pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions
                                else self.pool.eval)
         self.hf_tokenizer = tokenizer
-        self.strategy_obj = build_strategy(
+        strategy_obj = build_strategy(
             cfg.strategy_name, {k: v for k, v in cfg.strategy.items() if k != "name"},
             pool_size=len(self.pool.train), seed=cfg.seed)
+        # the strategy, replay buffer, counters and the step's bookkeeping (harness.step)
+        self.core = StepCore(cfg, strategy_obj, [str(q.meta.get("tier", ""))
+                                                 for q in self.pool.train])
         self.scorer = None
         if get_entry(cfg.strategy_name).uses_predictor:
             from harness.predictor.resources import load_scorer
 
             self.scorer = load_scorer(cfg, [q.text for q in self.pool.train], Path(pretrain))
-        self.replay = ReplayBuffer(cfg.replay.capacity) if cfg.replay.enabled else None
         self.record = RunRecord(self.run_dir)
-        self.counters = Counters()
 
     def get_max_steps(self) -> int:
         return optimizer_steps(self.cfg)
@@ -182,81 +165,55 @@ class SelbenchPPOTrainer(BasePPOTrainer):
                 dynamic_filtering=dynamic_filtering, **kwargs)
         return samples, source.served
 
-    def _refill(self, ctx: _Context, taken: set[int]):  # noqa: ANN202 - a closure
-        """Dynamic-filtering refills: ask the strategy for prompts not yet used this step."""
-        def refill(k: int) -> list[int]:
-            for _ in range(8):
-                fresh = [i for i in self.strategy_obj.select(ctx, k) if i not in taken]
-                if fresh:
-                    taken.update(fresh[:k])
-                    return fresh[:k]
-            return []  # the strategy keeps offering used prompts: the step ends short
-        return refill
-
     # ------------------------------------------------------------------ one step
 
-    def _fresh_count(self) -> int:
-        t, r = self.cfg.train, self.cfg.replay
-        if self.replay is None:
-            return t.batch_size
-        n_fresh = max(1, round(r.sigma * t.batch_size))
-        return n_fresh if len(self.replay) >= t.batch_size - n_fresh else t.batch_size
-
     def selbench_step(self, step: int) -> dict[str, float]:
-        t, o = self.cfg.train, self.cfg.executor.openrlhf
-        phase: dict[str, float] = {}
-        start = mark = time.perf_counter()
+        t, o, core = self.cfg.train, self.cfg.executor.openrlhf, self.core
+        timer = core.begin()
         ctx = _Context(self, step)
-        n_fresh = self._fresh_count()
-        indices = [int(i) for i in self.strategy_obj.select(ctx, n_fresh)]
-        if len(set(indices)) != n_fresh or not all(0 <= i < len(self.pool.train) for i in indices):
-            raise RuntimeError(f"strategy '{self.cfg.strategy_name}' returned an invalid selection "
-                               f"at step {step}: expected {n_fresh} distinct pool indices")
-        now = time.perf_counter()
-        phase["select"], mark = now - mark, now
+        indices = core.select(ctx)
 
         kept = {i: ctx.kept[i] for i in indices if i in ctx.kept}
         new = [i for i in indices if i not in kept]
         samples: list[Any] = []
         served: list[int] = []
         if new:
-            source = PromptSource(new, self.render, refill=self._refill(ctx, set(indices))
+            # dynamic-filtering refills ask the strategy again for prompts not used this step
+            source = PromptSource(new, self.render, refill=core.refill(ctx, set(indices))
                                   if o.dynamic_filtering else None)
             samples, served = self.generate(new, t.group_size, t.temperature, 1.0, source=source,
                                             dynamic_filtering=o.dynamic_filtering)
             if served[: len(new)] != new:
                 raise RuntimeError("OpenRLHF rolled out prompts the strategy did not choose")
         fresh_rewards = xp.rewards_by_index(samples, t.group_size)
-        now = time.perf_counter()
-        phase["generate"], mark = now - mark, now
+        timer.lap("generate")
 
         fresh_samples = samples + [s for i in indices if i in kept for s in kept[i]]
-        replayed: list[Group] = []
-        if self.replay is not None:
-            gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + step * 7_919 + 3)
-            trained = set(fresh_rewards) | set(kept)
-            replayed = self.replay.sample(t.batch_size - len(trained), gen, exclude=trained)
+        trained = set(fresh_rewards) | set(kept)
+        replayed = core.replay_draw(step, t.batch_size - len(trained), exclude=trained)
         rollout = fresh_samples + [s for g in replayed for s in xp.replay_samples(g, self.render(g.index))]
-        now = time.perf_counter()
-        phase["reward"], mark = now - mark, now  # rewards came with the samples
+        timer.lap("reward")  # rewards came with the samples
 
         status, groups, make_s = self._train_on(rollout, len(fresh_samples), step)
-        phase["logprobs"] = make_s
-        now = time.perf_counter()
-        phase["update"], mark = now - mark - make_s, now
+        timer.lap("update")
+        timer.move(make_s, "update", "logprobs")  # OpenRLHF's experience maker: the log-probs
 
         sel_order = [i for i in served if i in fresh_rewards] + [i for i in indices if i in kept]
         sel_rewards = {**fresh_rewards, **{i: tuple(xp.sample_reward(s) for s in kept[i]) for i in kept}}
-        self.strategy_obj.update(StepFeedback(step=step, groups=tuple(
-            GroupFeedback(index=i, rewards=sel_rewards[i]) for i in sel_order)))
-        if self.replay is not None:
-            unused = [g for g in self._kept_groups(ctx, set(kept), step)]
+        to_replay: list[Group] = []
+        if core.replay is not None:
             by_index = {g.index: g for g in groups}
-            self.replay.add(unused + [by_index[i] for i in sel_order])
-        phase["select"] += time.perf_counter() - mark
-        step_s = time.perf_counter() - start
-        return self._metrics(step, step_s, phase, ctx, len(samples), sel_order, sel_rewards,
-                             rollout, replayed, status)
+            to_replay = self._kept_groups(ctx, set(kept), step) + [by_index[i] for i in sel_order]
+        batch = Batch(
+            feedback=StepFeedback(step=step, groups=tuple(
+                GroupFeedback(index=i, rewards=sel_rewards[i]) for i in sel_order)),
+            trained=np.array([xp.sample_reward(s) for s in rollout]).reshape(-1, t.group_size),
+            replayed=replayed, new_prompts=len(samples) // t.group_size, samples=len(samples),
+            tokens_generated=_tokens(samples), tokens_trained=_tokens(rollout),
+            responses_trained=len(rollout), reused_groups=len(kept), to_replay=to_replay)
+        return core.finish(step, batch, ctx.extra, {
+            f"openrlhf/{key}": float(value) for key, value in status.items()
+            if isinstance(value, int | float) and math.isfinite(float(value))})
 
     def _kept_groups(self, ctx: _Context, used: set[int], step: int) -> list[Group]:
         """Reference groups made with reuse=True but not trained on: candidates for replay.
@@ -282,7 +239,7 @@ class SelbenchPPOTrainer(BasePPOTrainer):
         experiences = self.experience_maker.make_experience_batch(rollout)
         make_s = time.perf_counter() - t0
         groups: list[Group] = []
-        if self.replay is not None:
+        if self.core.replay is not None:
             xp.mark_on_policy(experiences, n_fresh_samples)
             groups = xp.groups_from_experiences(experiences, rollout[:n_fresh_samples], step,
                                                 self.cfg.train.group_size)
@@ -297,46 +254,6 @@ class SelbenchPPOTrainer(BasePPOTrainer):
             self.broadcast_to_vllm()
         return status, groups, make_s
 
-    def _metrics(self, step: int, step_s: float, phase: dict[str, float], ctx: _Context,
-                 n_fresh_samples: int, sel_order: list[int], sel_rewards: dict[int, tuple],
-                 rollout: list[Any], replayed: list[Group], status: dict[str, Any]) -> dict[str, float]:
-        t, c = self.cfg.train, self.counters
-        gen_tokens = _tokens(rollout[:n_fresh_samples])
-        trained_tokens = _tokens(rollout)
-        c.clock_s += step_s
-        c.prompts += n_fresh_samples // t.group_size + ctx.prompts
-        c.samples += n_fresh_samples + ctx.samples
-        c.tokens_generated += gen_tokens + ctx.tokens
-        c.tokens_trained += trained_tokens
-        c.reference_prompts += ctx.prompts
-        c.reference_samples += ctx.samples
-        c.extra_s += ctx.seconds
-        sel = np.array([sel_rewards[i] for i in sel_order], dtype=np.float64).reshape(-1, t.group_size)
-        batch = np.array([xp.sample_reward(s) for s in rollout]).reshape(-1, t.group_size)
-        zero_std = float(np.mean(sel.std(axis=1) == 0)) if len(sel) else 0.0
-        metrics = {f"time/{k}": v for k, v in phase.items()}
-        metrics.update({
-            "time/step": step_s, "time/clock": c.clock_s,
-            "cost/prompts": n_fresh_samples // t.group_size, "cost/samples": n_fresh_samples,
-            "cost/tokens_generated": gen_tokens + ctx.tokens, "cost/tokens_trained": trained_tokens,
-            "cost/reference_prompts": ctx.prompts, "cost/reference_samples": ctx.samples,
-            "cum/samples": c.samples, "cum/tokens": c.tokens_generated + c.tokens_trained,
-            "train/reward_mean": float(batch.mean()), "train/zero_std_frac": zero_std,
-            "train/effective_frac": 1.0 - zero_std,
-            "train/batch_effective_frac": float(np.mean(batch.std(axis=1) > 0)),
-            "train/response_len": trained_tokens / max(1, len(rollout)),
-            "select/observed_pass_rate": float(sel.mean()) if len(sel) else 0.0,
-        })
-        if self.replay is not None:
-            metrics.update({"replay/share": len(replayed) / t.batch_size,
-                            "replay/buffer_size": len(self.replay),
-                            "replay/age_mean": float(np.mean([step - g.step for g in replayed]))
-                            if replayed else 0.0})
-        for key, value in status.items():
-            if isinstance(value, int | float) and math.isfinite(float(value)):
-                metrics[f"openrlhf/{key}"] = float(value)
-        return metrics
-
     # ------------------------------------------------------------------ evaluation
 
     def evaluate(self) -> tuple[float, dict[str, float]]:
@@ -350,11 +267,7 @@ class SelbenchPPOTrainer(BasePPOTrainer):
     def _eval_and_log(self, step: int) -> dict[str, float]:
         start = time.perf_counter()
         acc, per_set = self.evaluate()
-        c = self.counters
-        c.eval_s += time.perf_counter() - start
-        self.record.log_eval({"step": step, "clock_s": c.clock_s, "samples": c.samples,
-                              "tokens": c.tokens_generated + c.tokens_trained, "accuracy": acc,
-                              "extra_s": c.extra_s})
+        self.core.log_eval(self.record, step, acc, time.perf_counter() - start)
         return {"eval/accuracy": acc, **evalsets.metric_names(per_set)}
 
     # ------------------------------------------------------------------ checkpoints
@@ -365,9 +278,7 @@ class SelbenchPPOTrainer(BasePPOTrainer):
     def _save_state(self, step: int) -> None:
         ckpt = self.record.checkpoint_dir
         ckpt.mkdir(parents=True, exist_ok=True)
-        state = {"step": step, "counters": asdict(self.counters),
-                 "strategy": json.dumps(self.strategy_obj.state_dict()),
-                 "replay": None if self.replay is None else self.replay.state_dict()}
+        state = {"step": step, **self.core.state_dict()}
         atomic_save(self._state_path(step), lambda fh: torch.save(state, fh))  # old one kept whole
         for old in sorted(ckpt.glob("selbench-*.pt"), key=lambda p: int(p.stem.split("-")[1]))[:-KEEP_STATES]:
             old.unlink()
@@ -378,11 +289,7 @@ class SelbenchPPOTrainer(BasePPOTrainer):
             raise RuntimeError(f"OpenRLHF resumes at step {step} but {path} is missing: the run "
                                "was stopped between the two checkpoints; remove "
                                f"{self.args.ckpt.path} to restart the run from scratch")
-        state = torch.load(path, weights_only=False)
-        self.counters = Counters(**state["counters"])
-        self.strategy_obj.load_state_dict(json.loads(state["strategy"]))
-        if self.replay is not None:
-            self.replay.load_state_dict(state["replay"])
+        self.core.load_state_dict(torch.load(path, weights_only=False))
 
     # ------------------------------------------------------------------ the loop
 
@@ -405,29 +312,23 @@ class SelbenchPPOTrainer(BasePPOTrainer):
             step += 1
             if step % cfg.eval.every == 0 or step == cfg.train.steps:
                 metrics.update(self._eval_and_log(step))
+                # off the clock: the speed of this node's CPU at this point of the run
+                metrics[MACHINE_KEY] = self.core.probe_machine()
             self.record.log_step(step, metrics)
             if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
                 self._save_state(step)
                 self.save_logs_and_checkpoints(step, {}, {
-                    "episode": 0, "global_step": step, "total_consumed_prompts": self.counters.prompts,
+                    "episode": 0, "global_step": step, "total_consumed_prompts": self.core.counters.prompts,
                     "data_loader_state_dict": {}})
         self.record.write_summary(self._summary(step))
 
     def _summary(self, step: int) -> dict[str, Any]:
-        from harness.provenance import provenance
-
-        curve = self.record.read_eval()
-        c = self.counters
-        return {
-            "run_id": self.cfg.run_id(), "pair": self.cfg.pair, "strategy": self.cfg.strategy_name,
-            "replay": self.cfg.replay.enabled, "label": self.cfg.label(), "seed": self.cfg.seed,
-            "steps": step, "initial_accuracy": curve[0]["accuracy"],
-            "final_accuracy": curve[-1]["accuracy"],
-            "best_accuracy": max(r["accuracy"] for r in curve), "clock_s": c.clock_s,
-            "eval_s": c.eval_s, "extra_s": c.extra_s, "samples": c.samples,
-            "tokens_generated": c.tokens_generated, "tokens_trained": c.tokens_trained,
-            "reference_samples": c.reference_samples, "executor": "openrlhf", **provenance(),
-        }
+        probes = [v for _, name, v in self.record.read_metrics() if name == MACHINE_KEY]
+        data_file = self.run_dir / "data.json"  # written by the launcher (harness.fingerprint)
+        data = json.loads(data_file.read_text()) if data_file.exists() else None
+        if data is not None:  # as the in-process summary holds it: the commit is its own key
+            data.pop("git_commit", None)
+        return self.core.summary(step, self.record.read_eval(), probes, "openrlhf", data=data)
 
 
 def _dump(cfg: Any) -> str:
