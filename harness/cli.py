@@ -167,6 +167,12 @@ def _cmd_run(args: argparse.Namespace) -> None:
     print(run_dir)
 
 
+def _cmd_config(args: argparse.Namespace) -> None:
+    from harness import configshow
+
+    print(configshow.render(_resolve(args)), end="")
+
+
 def _cmd_probe(args: argparse.Namespace) -> None:
     cfg = _resolve(args)
     from harness import probe
@@ -341,6 +347,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="OpenRLHF: print the full launch (command, reward file, prompt hook) "
                      "without starting it")
     run.set_defaults(func=_cmd_run)
+
+    cf = sub.add_parser("config", help="print a run's resolved config, every field with its help "
+                        "(as YAML; the run id on top)")
+    cf.add_argument("pair", help="a pair name (`selbench list pairs`) or a pair file's path")
+    cf.add_argument("--strategy", default=None, help="see `selbench list strategies`")
+    cf.add_argument("--seed", type=_count(0), default=0)
+    cf.add_argument("--steps", type=_count(1), default=None, help="override train.steps")
+    cf.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="config override, e.g. --set train.lr=1e-4 (repeatable)")
+    cf.set_defaults(func=_cmd_config)
 
     pr = sub.add_parser("probe", help="pass-rate spread of the base policy on a pair's pool")
     run_args(pr, strategy_required=False)

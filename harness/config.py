@@ -190,6 +190,23 @@ class EvalConfig:
 
 
 @dataclass
+class WatchConfig:
+    """Live views of a run beside its CSV records, which stay the source of truth for reports.
+    Not part of the run id: watching a run does not change it."""
+
+    tensorboard: bool = opt(False, "also write TensorBoard event files into the run folder's "
+                            "tensorboard/ (`tensorboard --logdir RESULTS/runs`); needs the "
+                            "tensorboard package")
+
+    def validate(self, prefix: str = "watch") -> None:
+        import importlib.util
+
+        check(not self.tensorboard or importlib.util.find_spec("tensorboard") is not None,
+              f"{prefix}.tensorboard", self.tensorboard,
+              "needs the tensorboard package: pip install tensorboard (or set it false)")
+
+
+@dataclass
 class ReplayConfig:
     """Rollout replay (DESIGN-NOTES section 1): reuse recent informative groups, off-policy corrected."""
 
@@ -275,6 +292,8 @@ class RunConfig:
     variant: str = opt("", "a short name for a non-default setting of the same strategy (letters, "
                        "digits, '.', '_', '-'); reports label the runs `<strategy>[+rr]@<variant>` "
                        "so two settings of one strategy stay apart in one results folder")
+    watch: WatchConfig = opt(help="live views of the run (TensorBoard); not in the run id",
+                             factory=WatchConfig)
 
     def validate(self) -> None:
         check(bool(self.pair), "pair", self.pair, "a pair name is required")
@@ -287,6 +306,7 @@ class RunConfig:
         self.replay.validate("replay")
         self.predictor.validate("predictor")
         self.executor.validate("executor")
+        self.watch.validate("watch")
         check(re.fullmatch(r"[A-Za-z0-9._-]*", self.variant) is not None, "variant", self.variant,
               "letters, digits, '.', '_' and '-' only (it becomes part of the run folder name)")
         check(isinstance(self.strategy.get("name"), str), "strategy.name", self.strategy.get("name"),
@@ -307,6 +327,7 @@ class RunConfig:
         """``<pair>__<strategy>__<hash8>__s<seed>``: the hash covers everything but the seed."""
         body = self.to_dict()
         body.pop("seed")
+        body.pop("watch")  # how a run is watched is not what it is
         if not body["variant"]:
             body.pop("variant")  # runs recorded before variants existed keep their ids
         # the same for fields added later, while at their defaults

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ from harness.step import (  # noqa: F401 (PHASES, MACHINE_KEY, seed_for: re-expo
     seed_for,
 )
 from harness.tasks import Pool, check_pool_size, load_pool
+from harness.watch import Watch
 from strategies.base import GroupFeedback, RolloutSelector, StepFeedback, selects_rollouts
 from strategies.registry import build_strategy, get_entry
 
@@ -464,11 +466,15 @@ class Trainer:
             return json.loads(self.record.summary_path.read_text())
         fingerprint.record(self.record.root, self.data, self.code_commit)
         resumed = self.try_resume()
+        if self.progress:  # where the records go (the default follows the working directory)
+            print(f"run folder: {self.record.root} ({'resumed at step ' + str(self.step) if resumed else 'new'})",
+                  file=sys.stderr)
         if not resumed or not self.record.read_eval():
             # a fresh start drops everything, the step-0 row of a run killed before its first
             # checkpoint included, so the rerun does not log step 0 twice
             self.record.truncate_after(-1)
             self._eval_and_log(0)
+        watch = Watch(cfg, self.record.root, self.step if resumed else 0)
         bar = progress.bar(cfg.train.steps, initial=self.step, disable=not self.progress,
                            desc=f"{cfg.pair} {cfg.strategy_name} s{cfg.seed}", unit="step")
         acc = self.record.read_eval()[-1]["accuracy"]
@@ -482,6 +488,7 @@ class Trainer:
                 # off the clock, like the evaluation: the machine's speed at this point of the run
                 metrics[MACHINE_KEY] = self.core.probe_machine()
             self.record.log_step(step, metrics)
+            watch.step(step, metrics)
             if cfg.train.checkpoint_every and (step % cfg.train.checkpoint_every == 0
                                                or step == cfg.train.steps):
                 self.save_checkpoint()
@@ -489,6 +496,7 @@ class Trainer:
             bar.set_postfix(reward=f"{metrics['train/reward_mean']:.2f}", acc=f"{acc:.3f}",
                             eff=f"{metrics['train/effective_frac']:.2f}")
         bar.close()
+        watch.close()
         summary = self._summary()
         self.record.write_summary(summary)
         return summary

@@ -44,7 +44,9 @@ def test_demo_quick_end_to_end_and_rerun_is_a_noop(tmp_path: Path) -> None:
     assert (results / "quick-predictor" / "manifest.json").is_file()
     assert "speedup" in (report / "table1.md").read_text()
     for png in ("speedup.png", "accuracy_vs_time.png"):
-        assert mpimg.imread(report / png).shape[0] > 400
+        img = mpimg.imread(report / png)
+        # a drawn figure at ~150 dpi (one-row strips such as speedup.png are short and wide)
+        assert min(img.shape[:2]) > 300 and img[..., :3].std() > 0.05, png
     stamps = {p: p.stat().st_mtime_ns for p in (results / "runs").glob("*/summary.json")}
     assert len(stamps) == 4
     second = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)

@@ -258,7 +258,9 @@ def test_report_on_two_real_runs(tmp_path: Path) -> None:
     assert board.loc["oracle", "reference_samples_mean"] > 0  # the oracle's extra rollouts
     for png in ("accuracy_vs_time.png", "speedup.png", "runs_dotplot.png",
                 "effective_frac.png"):
-        assert mpimg.imread(out / png).shape[0] > 400
+        img = mpimg.imread(out / png)
+        # a drawn figure at ~150 dpi (one-row strips such as speedup.png are short and wide)
+        assert min(img.shape[:2]) > 300 and img[..., :3].std() > 0.05, png
 
 
 def test_oracle_is_reported_on_and_off_the_clock(tmp_path: Path) -> None:

@@ -48,6 +48,7 @@ from harness.executors.openrlhf.prompts import PromptSource, eval_source
 from harness.records import RunRecord, atomic_save
 from harness.replay import Group
 from harness.step import MACHINE_KEY, Batch, StepCore
+from harness.watch import Watch
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy, get_entry
 
@@ -307,6 +308,7 @@ class SelbenchPPOTrainer(BasePPOTrainer):
         self.record.truncate_after(step)
         if not self.record.read_eval():
             self._eval_and_log(0)
+        watch = Watch(cfg, self.run_dir, step)
         while step < cfg.train.steps:
             metrics = self.selbench_step(step + 1)
             step += 1
@@ -315,11 +317,13 @@ class SelbenchPPOTrainer(BasePPOTrainer):
                 # off the clock: the speed of this node's CPU at this point of the run
                 metrics[MACHINE_KEY] = self.core.probe_machine()
             self.record.log_step(step, metrics)
+            watch.step(step, metrics)
             if cfg.train.checkpoint_every and step % cfg.train.checkpoint_every == 0:
                 self._save_state(step)
                 self.save_logs_and_checkpoints(step, {}, {
                     "episode": 0, "global_step": step, "total_consumed_prompts": self.core.counters.prompts,
                     "data_loader_state_dict": {}})
+        watch.close()
         self.record.write_summary(self._summary(step))
 
     def _summary(self, step: int) -> dict[str, Any]:
