@@ -265,12 +265,13 @@ _OPENRLHF_ONLY = ("openrlhf/",)
 @pytest.mark.parametrize("strategy", ["uniform", "mopps"])
 def test_both_executors_step_through_the_shared_core_with_the_same_keys(
         setup: Setup, config_dir, tmp_path, strategy: str) -> None:
-    """The OpenRLHF controller's real ``selbench_step`` with the real engine and verifier; only
-    its GPU side (OpenRLHF's experience maker and DeepSpeed PPO update, which need CUDA) is left
-    out. Its metric keys are the in-process trainer's, apart from each executor's own."""
+    """The OpenRLHF executor's real step (``SelbenchLoop.selbench_step``, the controller's own
+    method) with the real engine and verifier; only its GPU side (OpenRLHF's experience maker and
+    DeepSpeed PPO update, which need CUDA and flash-attn) is left out. Its metric keys are the
+    in-process trainer's, apart from each executor's own."""
     from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
 
-    from harness.executors.openrlhf.controller import SelbenchPPOTrainer
+    from harness.executors.openrlhf.steploop import SelbenchLoop
     from harness.step import StepCore
     from harness.trainer import Trainer
 
@@ -278,7 +279,11 @@ def test_both_executors_step_through_the_shared_core_with_the_same_keys(
     inprocess = Trainer(cfg, tmp_path / "run", progress=False)
     theirs = inprocess.train_step(1)
 
-    ctl = SelbenchPPOTrainer.__ray_actor_class__.__new__(SelbenchPPOTrainer.__ray_actor_class__)
+    class WithoutGPUSide(SelbenchLoop):
+        def _train_on(self, rollout: list[Any], n_fresh: int, step: int):  # noqa: ANN202
+            return {"policy_loss": 0.5}, [], 0.0  # what OpenRLHF's PPO update returns, in kind
+
+    ctl = WithoutGPUSide()
     args = SimpleNamespace(
         rollout=SimpleNamespace(batch_size=cfg.train.batch_size, n_samples_per_prompt=G),
         vllm=SimpleNamespace(enable_sleep=False),
@@ -292,7 +297,6 @@ def test_both_executors_step_through_the_shared_core_with_the_same_keys(
                                              setup.tokenizer, setup.engines)
     ctl.core = StepCore(cfg, build_strategy(strategy, {}, pool_size=len(setup.pool.train), seed=0),
                         [str(q.meta.get("tier", "")) for q in setup.pool.train])
-    ctl._train_on = lambda rollout, n_fresh, step: ({"policy_loss": 0.5}, [], 0.0)
     ours = ctl.selbench_step(1)
 
     def shared(keys: Sequence[str], own: tuple[str, ...]) -> set[str]:
