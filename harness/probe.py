@@ -7,31 +7,31 @@ has, where uniform selection wastes a large share of its groups).
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from harness.config import RunConfig
+from harness.progress import bar
 
 
 def probe(cfg: RunConfig, max_questions: int = 512, progress: bool = True) -> dict[str, Any]:
-    from harness.trainer import Trainer
+    from harness.sampler import Sampler
 
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp) / "probe", progress=progress)
-        n = min(max_questions, len(trainer.pool.train))
-        g = cfg.train.group_size
-        chunk = max(1, cfg.eval.batch_size // g)
-        rates = []
-        for start in tqdm(range(0, n, chunk), disable=not progress, desc=f"probe {cfg.pair}"):
-            idx = list(range(start, min(n, start + chunk)))
-            _, rewards = trainer.rollout_and_score(idx, g, step=0, salt=3)
-            rates.append(rewards.mean(axis=1))
-        acc, _ = trainer.evaluate()
-        tiers = [str(q.meta.get("tier", "")) for q in trainer.pool.train[:n]]
+    sampler = Sampler.load(cfg, progress=progress)
+    n = min(max_questions, len(sampler.pool.train))
+    g = cfg.train.group_size
+    chunk = max(1, cfg.eval.batch_size // g)
+    rates = []
+    shown = bar(n, disable=not progress, desc=f"probe {cfg.pair}", unit="question")
+    for start in range(0, n, chunk):
+        idx = list(range(start, min(n, start + chunk)))
+        _, rewards = sampler.rollout_and_score(idx, g, step=0, salt=3)
+        rates.append(rewards.mean(axis=1))
+        shown.update(len(idx))
+    shown.close()
+    acc, _ = sampler.evaluate()
+    tiers = [str(q.meta.get("tier", "")) for q in sampler.pool.train[:n]]
     p = np.concatenate(rates)
     by_tier = {t: float(p[[i for i, x in enumerate(tiers) if x == t]].mean()) for t in sorted(set(tiers))}
     return {
@@ -50,10 +50,9 @@ def probe(cfg: RunConfig, max_questions: int = 512, progress: bool = True) -> di
 def held_out_accuracy(cfg: RunConfig) -> float:
     """The base policy's held-out accuracy under ``cfg.eval`` (e.g. a sampled pass rate to set
     beside the exact metric)."""
-    from harness.trainer import Trainer
+    from harness.sampler import Sampler
 
-    with tempfile.TemporaryDirectory() as tmp:
-        acc, _ = Trainer(cfg, Path(tmp) / "probe", progress=False).evaluate()
+    acc, _ = Sampler.load(cfg, progress=False).evaluate()
     return acc
 
 

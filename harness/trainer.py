@@ -20,14 +20,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness import engines, fingerprint, grpo, policy, positions, progress
+from harness import fingerprint, grpo, policy, positions, progress
 from harness.config import RunConfig, dump
-from harness.configbase import ConfigError
 from harness.context import ContextBase, KeptGroups
 from harness.provenance import git_commit
 from harness.records import RunBusyError, RunRecord, atomic_save, folder_lock  # noqa: F401 (re-export)
 from harness.replay import Group, ReplayBuffer, collate, join_groups, split_groups
-from harness.rollout import Rollouts, left_pad, length_buckets, sequence_logprobs, take_rows
+from harness.rollout import Rollouts, length_buckets, sequence_logprobs, take_rows
+from harness.sampler import Sampler, device_for, exact_pass_rates  # noqa: F401 (re-export)
 from harness.step import (  # noqa: F401 (PHASES, MACHINE_KEY, seed_for: re-exported)
     CONTEXT_SALT,
     EVAL_SALT,
@@ -74,15 +74,6 @@ class _Context(ContextBase):
         return rewards.tolist()
 
 
-def _device(name: str) -> torch.device:
-    """``train.device`` as a torch device, refused at once when this torch cannot reach it."""
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device", name, "no CUDA device is visible to this torch "
-                          f"({torch.__version__}); use 'cpu'")
-    return device
-
-
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, progress: bool = True) -> None:
         self.cfg = cfg
@@ -102,22 +93,17 @@ class Trainer:
         # a resume on other data than the run started with stops here, before the model loads
         self.data = fingerprint.fingerprint(cfg.task, self.pool)
         fingerprint.check(self.record.root, self.data)
-        self.device = _device(cfg.train.device)
+        self.device = device_for(cfg.train.device)
         self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)
         self.model.to(self.device)
         self.model.train()
-        self.train_tokens = self._tokenize([q.text for q in self.pool.train])
+        # the policy's sampling and scoring on the pool (shared with the probe and evaluation)
+        self.sampler = Sampler(cfg, self.pool, self.model, self.tokenizer, self.model_path)
+        self.sampler.on_verifier_failures = self._count_verifier_failures
+        self.pad_id = self.sampler.pad_id
         # difficulty tier of each pool question ("" when the pool has none): the per-step records
         # say which tiers a strategy trains on, beside the held-out accuracy per tier
         train_tiers = [str(q.meta.get("tier", "")) for q in self.pool.train]
-        eval_qs = self.pool.eval[: cfg.eval.max_questions] if cfg.eval.max_questions else self.pool.eval
-        self.eval_questions = eval_qs
-        self.eval_tokens = self._tokenize([q.text for q in eval_qs])
-        self.eval_tiers = np.array([str(q.meta.get("tier", "")) for q in eval_qs])
-        self.pad_id = self.tokenizer.pad_token_id
-        self.eos_ids = self._eos_ids()
-        self.eval_references = (reference_tokens(cfg, self.tokenizer, eval_qs)
-                                if cfg.eval.metric == "exact" else None)
         strategy = build_strategy(
             cfg.strategy_name, {k: v for k, v in cfg.strategy.items() if k != "name"},
             pool_size=len(self.pool.train), seed=cfg.seed,
@@ -154,59 +140,22 @@ class Trainer:
     def counters(self) -> Counters:
         return self.core.counters
 
-    # ------------------------------------------------------------------ helpers
+    def _count_verifier_failures(self, n: int) -> None:
+        self.core.counters.verifier_failures += n
 
-    def _tokenize(self, texts: list[str]) -> list[list[int]]:
-        prompts = [policy.render_prompt(self.cfg.model, self.tokenizer, t) for t in texts]
-        # chat templates already carry their special tokens; never add a BOS twice
-        return [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    # sampling is the sampler's; these names are what the predictor fit, scripts and tests use
+    def rollout_and_score(self, indices: list[int], n_samples: int, step: int,
+                          salt: int) -> tuple[Rollouts, np.ndarray]:
+        """``n_samples`` responses for each training-pool index; rewards [len(indices), n]."""
+        return self.sampler.rollout_and_score(indices, n_samples, step, salt)
 
-    def _eos_ids(self) -> list[int]:
-        ids = {self.tokenizer.eos_token_id}
-        gen_eos = getattr(self.model.generation_config, "eos_token_id", None)
-        if isinstance(gen_eos, int):
-            ids.add(gen_eos)
-        elif gen_eos:
-            ids.update(gen_eos)
-        return sorted(i for i in ids if i is not None)
+    def evaluate(self) -> tuple[float, dict[str, float]]:
+        """Held-out accuracy, overall and per tier, of the current policy. Off the clock."""
+        return self.sampler.evaluate()
 
-    def _decode(self, ro: Rollouts) -> list[str]:
-        ids = ro.response_ids * ro.response_mask.long() + self.pad_id * (1 - ro.response_mask.long())
-        return self.tokenizer.batch_decode(ids.cpu(), skip_special_tokens=True)
-
-    def _score(self, questions: Sequence[Any], texts: Sequence[str]) -> np.ndarray:
-        verifier = self.pool.verifier
-        before = verifier.failures
-        rewards = np.array([verifier(q, t) for q, t in zip(questions, texts, strict=True)],
-                           dtype=np.float64)
-        self.counters.verifier_failures += verifier.failures - before
-        return rewards
-
-    def _sample(self, tokens: list[list[int]], temperature: float,
-                generator: torch.Generator) -> tuple[Rollouts, list[str]]:
-        self.model.eval()
-        ro = engines.for_trainer(self).sample(
-            tokens, max_new_tokens=self.cfg.train.max_new_tokens, temperature=temperature,
-            eos_ids=self.eos_ids, pad_id=self.pad_id, generator=generator)
-        return ro, self._decode(ro)
-
-    def _generate(self, indices: list[int], n_samples: int, step: int,
-                  salt: int) -> tuple[Rollouts, list[str]]:
-        """``n_samples`` responses per training-pool index, from a (seed, step, salt) stream."""
-        tokens = [self.train_tokens[i] for i in indices for _ in range(n_samples)]
-        gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, step, salt))
-        return self._sample(tokens, self.cfg.train.temperature, gen)
-
-    def _rewards(self, indices: list[int], n_samples: int, texts: list[str]) -> np.ndarray:
-        questions = [self.pool.train[i] for i in indices for _ in range(n_samples)]
-        return self._score(questions, texts).reshape(len(indices), n_samples)
-
-    def rollout_and_score(
-        self, indices: list[int], n_samples: int, step: int, salt: int
-    ) -> tuple[Rollouts, np.ndarray]:
-        """G samples for each training-pool index; rewards shaped [len(indices), G]."""
-        ro, texts = self._generate(indices, n_samples, step, salt)
-        return ro, self._rewards(indices, n_samples, texts)
+    @property
+    def train_tokens(self) -> list[list[int]]:
+        return self.sampler.train_tokens
 
     # ------------------------------------------------------------------ one step
 
@@ -221,11 +170,11 @@ class Trainer:
         # a rollout selector (PODS) samples n >= G responses per prompt and trains on G of them
         selector = self.strategy if selects_rollouts(self.strategy) else None
         n_draw = selector.samples_per_prompt(t.group_size) if selector is not None else t.group_size
-        ro, texts = self._generate(new, n_draw, step, salt=TRAIN_SALT) if new else (None, [])
+        ro, texts = self.sampler.generate(new, n_draw, step, salt=TRAIN_SALT) if new else (None, [])
         gen_tokens = ro.num_tokens if ro is not None else 0
         work = {"generate": dict(ro.work) if ro is not None else {}, "logprobs": {}, "update": {}}
         timer.lap("generate")
-        fresh_rewards = self._rewards(new, n_draw, texts) if new else np.zeros((0, t.group_size))
+        fresh_rewards = self.sampler.rewards(new, n_draw, texts) if new else np.zeros((0, t.group_size))
         observed: dict[int, np.ndarray] = {}  # all n rewards of down-sampled prompts
         if selector is not None and new:
             assert ro is not None
@@ -386,7 +335,7 @@ class Trainer:
             grad_norms.append(float(norm))
             self.optimizer.step()
             losses.append(mini_loss)
-        engines.sync(self)  # a vLLM engine samples from its own copy: push the new weights
+        self.sampler.sync()  # a vLLM engine samples from its own copy: push the new weights
         out = {"loss": float(np.mean(losses)), "clip_frac": float(np.mean(clip_fracs)),
                "lr": self._lr(step, n_mini - 1),
                "grad_norm": float(np.mean(grad_norms))}
@@ -395,31 +344,6 @@ class Trainer:
         return out
 
     # ------------------------------------------------------------------ evaluation
-
-    @torch.no_grad()
-    def evaluate(self) -> tuple[float, dict[str, float]]:
-        """Mean reward on the held-out set (greedy, or sampled pass rate), overall and per
-        difficulty tier (empty when the pool has no tiers). Off the clock."""
-        e = self.cfg.eval
-        if self.eval_references is not None:
-            self.model.eval()
-            probs = exact_pass_rates(self.model, self.eval_tokens, self.eval_references,
-                                     e.temperature, self.pad_id, e.batch_size)
-            by_tier = {name: float(probs[self.eval_tiers == name].mean())
-                       for name in dict.fromkeys(self.eval_tiers.tolist()) if name}
-            return float(probs.mean()), by_tier
-        tokens = [tok for tok in self.eval_tokens for _ in range(e.samples)]
-        questions = [q for q in self.eval_questions for _ in range(e.samples)]
-        gen = torch.Generator().manual_seed(seed_for(self.cfg.seed, 0, EVAL_SALT))  # same draws each eval
-        rewards = []
-        for i in range(0, len(tokens), e.batch_size):
-            _, texts = self._sample(tokens[i:i + e.batch_size], e.temperature, gen)
-            rewards.append(self._score(questions[i:i + e.batch_size], texts))
-        flat = np.concatenate(rewards)
-        tiers = np.repeat(self.eval_tiers, e.samples)  # questions repeat each one samples times
-        by_tier = {name: float(flat[tiers == name].mean())
-                   for name in dict.fromkeys(self.eval_tiers.tolist()) if name}
-        return float(flat.mean()), by_tier
 
     def _eval_and_log(self, step: int) -> float:
         start = time.perf_counter()
@@ -506,36 +430,6 @@ class Trainer:
         # data: what the run read (also in data.json, checked on resume)
         return self.core.summary(self.step, self.record.read_eval(), probes, "inprocess",
                                  self.code_commit, data=self.data)
-
-
-def reference_tokens(cfg: RunConfig, tokenizer: Any, questions: Sequence[Any]) -> list[list[int]]:
-    """Token ids of each question's reference response plus EOS, tokenized apart from the prompt
-    as in the warm start (the policy continues a tokenized prompt)."""
-    eos = tokenizer.eos_token_id
-    return [tokenizer(policy.reference_response(cfg.model, q), add_special_tokens=False)["input_ids"]
-            + [eos] for q in questions]
-
-
-@torch.no_grad()
-def exact_pass_rates(model: Any, prompts: Sequence[Sequence[int]],
-                     responses: Sequence[Sequence[int]], temperature: float, pad_id: int,
-                     batch_size: int) -> np.ndarray:
-    """Probability that the policy, sampling at ``temperature``, emits exactly ``responses[i]``
-    (EOS included) after ``prompts[i]``: one teacher-forced pass, no sampling noise."""
-    out = []
-    for lo in range(0, len(prompts), batch_size):
-        p_ids, p_mask = left_pad(prompts[lo:lo + batch_size], pad_id)
-        chunk = responses[lo:lo + batch_size]
-        width = max(len(r) for r in chunk)
-        r_ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        r_mask = torch.zeros((len(chunk), width))
-        for row, r in enumerate(chunk):
-            r_ids[row, :len(r)] = torch.tensor(r, dtype=torch.long)
-            r_mask[row, :len(r)] = 1.0
-        ro = Rollouts(p_ids, p_mask, r_ids, r_mask, torch.zeros_like(r_mask)).to(model.device)
-        logp = sequence_logprobs(model, ro, temperature)
-        out.append(torch.exp((logp * ro.response_mask).sum(-1)).double().cpu().numpy())
-    return np.concatenate(out)
 
 
 def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path, dict[str, Any]]:

@@ -84,7 +84,7 @@ def parity(device: str, overrides: list[str], work: Path) -> dict[str, Any]:
     tokens = [trainer.train_tokens[i] for i in indices for _ in range(t.group_size)]
     on_device.eval()
     dev_ro = sample(on_device, tokens, max_new_tokens=t.max_new_tokens, temperature=t.temperature,
-                    eos_ids=trainer.eos_ids, pad_id=trainer.pad_id,
+                    eos_ids=trainer.sampler.eos_ids, pad_id=trainer.sampler.pad_id,
                     generator=torch.Generator().manual_seed(seed_for(cfg.seed, 1, 0)))
     same = [bool(torch.equal(a[m.bool()], b[n.bool()])) for a, m, b, n in zip(
         ro.response_ids, ro.response_mask, dev_ro.response_ids.cpu(), dev_ro.response_mask.cpu(),

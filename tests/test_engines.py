@@ -63,12 +63,12 @@ def test_default_engine_draws_exactly_what_the_sampler_draws(config_dir, built_t
                                                              tmp_path) -> None:
     """Routing generation through the engine leaves the default executor's draws unchanged."""
     tr = Trainer(_cfg(config_dir), tmp_path / "run", progress=False)
-    ro, _ = tr._generate([0, 1, 2, 3], 4, step=1, salt=0)
-    assert isinstance(engines.for_trainer(tr), HFEngine)
+    ro, _ = tr.sampler.generate([0, 1, 2, 3], 4, step=1, salt=0)
+    assert isinstance(tr.sampler.engine, HFEngine)
     tokens = [tr.train_tokens[i] for i in (0, 1, 2, 3) for _ in range(4)]
     gen = torch.Generator().manual_seed(seed_for(0, 1, 0))
     ref = sample(tr.model, tokens, max_new_tokens=tr.cfg.train.max_new_tokens,
-                 temperature=tr.cfg.train.temperature, eos_ids=tr.eos_ids, pad_id=tr.pad_id,
+                 temperature=tr.cfg.train.temperature, eos_ids=tr.sampler.eos_ids, pad_id=tr.sampler.pad_id,
                  generator=gen)
     assert torch.equal(ro.response_ids, ref.response_ids)
     assert torch.equal(ro.behaviour_logp, ref.behaviour_logp)
@@ -188,12 +188,12 @@ def test_run_with_vllm_engine_trains_the_policy_it_samples_from(config_dir, buil
     summary = tr.run()
     rec = RunRecord(tmp_path / "run")
     assert summary["steps"] == 4 and [int(r["step"]) for r in rec.read_eval()] == [0, 2, 4]
-    engine = engines.for_trainer(tr)
+    engine = tr.sampler.engine
     assert engine.name == "vllm"
     # after the last update the engine samples from the trained weights, not the initial ones
     initial, _ = load_policy(built_test_model)
     ro = engine.sample([tr.train_tokens[i] for i in range(8) for _ in range(4)],
-                       max_new_tokens=4, temperature=1.0, eos_ids=tr.eos_ids, pad_id=tr.pad_id,
+                       max_new_tokens=4, temperature=1.0, eos_ids=tr.sampler.eos_ids, pad_id=tr.sampler.pad_id,
                        generator=torch.Generator().manual_seed(0))
     trained = sequence_logprobs(tr.model, ro, 1.0).detach()
     before = sequence_logprobs(initial, ro, 1.0).detach()

@@ -76,19 +76,19 @@ def test_exact_metric_is_the_probability_of_the_reference(config_dir, built_test
     assert 0.0 < acc < 1.0
     assert set(by_tier) == {"cs2", "cs3"}
     # by hand for one question: the product of the reference tokens' probabilities at T = 0.6
-    q = tr.eval_questions[0]
-    prompt = tr.eval_tokens[0]
-    ref = tr.eval_references[0]
+    q = tr.sampler.eval_questions[0]
+    prompt = tr.sampler.eval_tokens[0]
+    ref = tr.sampler.eval_references[0]
     assert ref[-1] == tr.tokenizer.eos_token_id
     assert tr.tokenizer.decode(ref[:-1]) == cfg.model.answer_template.replace("{answer}", q.answer)
     with torch.no_grad():
         ids = torch.tensor([prompt + ref])
         logits = tr.model(input_ids=ids).logits[0, len(prompt) - 1:-1].float() / 0.6
         logp = torch.log_softmax(logits, -1).gather(-1, torch.tensor(ref).unsqueeze(-1)).sum()
-    single = exact_pass_rates(tr.model, [prompt], [ref], 0.6, tr.pad_id, 8)[0]
+    single = exact_pass_rates(tr.model, [prompt], [ref], 0.6, tr.sampler.pad_id, 8)[0]
     assert math.isclose(single, float(logp.exp()), rel_tol=1e-4)
     # batching and padding change nothing
-    batch = exact_pass_rates(tr.model, tr.eval_tokens, tr.eval_references, 0.6, tr.pad_id, 5)
+    batch = exact_pass_rates(tr.model, tr.sampler.eval_tokens, tr.sampler.eval_references, 0.6, tr.sampler.pad_id, 5)
     assert math.isclose(batch[0], single, rel_tol=1e-4)
     assert abs(float(batch.mean()) - acc) < 1e-6
 

@@ -49,7 +49,7 @@ def test_run_writes_complete_records(config_dir, built_test_model, tmp_path) -> 
     tiers = rec.read_eval_tiers()
     assert sorted({s for s, _, _ in tiers}) == [0, 2, 4]
     counts: dict[str, int] = {}
-    for q in trainer.Trainer(cfg, tmp_path / "probe", progress=False).eval_questions:
+    for q in trainer.Trainer(cfg, tmp_path / "probe", progress=False).sampler.eval_questions:
         counts[q.meta["tier"]] = counts.get(q.meta["tier"], 0) + 1
     assert {t for _, t, _ in tiers} == set(counts)
     for row in rec.read_eval():
@@ -167,7 +167,7 @@ def test_oracle_rollouts_are_paid_on_the_clock(config_dir, built_test_model, tmp
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without CUDA")
 def test_cuda_device_without_cuda_stops_with_a_config_error() -> None:
     from harness.configbase import ConfigError
-    from harness.trainer import _device
+    from harness.sampler import device_for as _device
 
     assert _device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="train.device"):

@@ -11,7 +11,6 @@ vLLM is imported only when the ``vllm`` engine is built: the base install does n
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
@@ -65,28 +64,3 @@ def make_engine(name: str, model: Any, model_path: Path, *, seed: int = 0,
 
         return VLLMEngine(model, model_path, seed=seed, min_model_len=min_model_len)
     raise ValueError(f"train.engine: unknown engine {name!r}; use one of {', '.join(ENGINES)}")
-
-
-# The trainer's engine, built on first use (after a resume has loaded the checkpoint's weights,
-# so the engine starts from them) and kept beside the trainer without adding state to it.
-_BY_TRAINER: weakref.WeakKeyDictionary[Any, Engine] = weakref.WeakKeyDictionary()
-
-
-def for_trainer(trainer: Any) -> Engine:
-    """The engine of an in-process ``Trainer`` (``trainer.cfg.train.engine``), built once."""
-    engine = _BY_TRAINER.get(trainer)
-    if engine is None:
-        # room for the longest prompt plus a full response (vLLM sizes its context up front)
-        longest = max(map(len, [*trainer.train_tokens, *trainer.eval_tokens]), default=0)
-        engine = make_engine(trainer.cfg.train.engine, trainer.model, trainer.model_path,
-                             seed=trainer.cfg.seed,
-                             min_model_len=longest + trainer.cfg.train.max_new_tokens)
-        _BY_TRAINER[trainer] = engine
-    return engine
-
-
-def sync(trainer: Any) -> None:
-    """Push the trainer's updated weights into its engine (nothing to do before it exists)."""
-    engine = _BY_TRAINER.get(trainer)
-    if engine is not None:
-        engine.sync_weights(trainer.model)
