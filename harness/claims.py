@@ -138,7 +138,7 @@ def _claimed(low: float, high: float) -> str:
 
 
 def markdown(frame: pd.DataFrame, clock: str) -> str:
-    from harness.report import _ci, _md_table
+    from harness.reporttables import _ci, _md_table
 
     rows = [[r["method"], r["baseline"] + (f" (suite: {r['suite_baseline']})"
                                            if r["suite_baseline"] != r["strategy"] else ""),
