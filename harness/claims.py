@@ -3,7 +3,7 @@
 ``configs/claims.yaml`` lists each method's headline claim (method, baseline, metric, claimed
 range, setting, source). For each, the report measures the same comparison on the records:
 the aggregate speedup of the claim's strategy over the claim's baseline (IQM across pairs, or
-the pair's own speedup with one pair; ``harness.stats.aggregate``) on the ranking clock and
+the pair's own speedup with one pair; ``harness.crosspair.aggregate``) on the ranking clock and
 the held rule, with its interval, and gives a verdict on the claimed *direction*:
 
 - **holds**: the whole interval is above 1 (faster than the baseline, as claimed);
@@ -26,7 +26,6 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from harness import stats
 from harness.paths import CONFIG_DIR, PROJECT_ROOT
 
 CLAIMS_FILE = "claims.yaml"
@@ -86,6 +85,8 @@ def _labels(runs: pd.DataFrame, strategy: str) -> list[str]:
 def table(runs: pd.DataFrame, claims: list[dict[str, Any]], column: str, reps: int = 2000,
           seed: int = 0, level: float = 0.95) -> pd.DataFrame:
     """One row per claim and matching label (one "not run" row when none matches)."""
+    from harness import crosspair
+
     rows = []
     for c in claims:
         claimed = c.get("claimed") or {}
@@ -109,8 +110,8 @@ def table(runs: pd.DataFrame, claims: list[dict[str, Any]], column: str, reps: i
             continue
         for label in labels:
             sub = runs[runs["label"].isin([label, c["suite_baseline"]])]
-            agg = stats.aggregate(stats.score_matrices(sub, c["suite_baseline"], column),
-                                  reps=reps, seed=seed, level=level)
+            agg = crosspair.aggregate(crosspair.score_matrices(sub, c["suite_baseline"], column),
+                                      reps=reps, seed=seed, level=level)
             mine = agg[agg["label"] == label]
             row = {**base, "label": label}
             if mine.empty:

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import claims, costclock, stats
+from harness import claims, costclock, crosspair, stats
 from harness.folders import ensure_writable
 from harness.records import RunRecord
 
@@ -180,7 +180,7 @@ class Analysis:
     notes: list[str]
     level: float
     rank_clock: str = "time"  # "cost" or "time": the clock the ranking uses
-    mats: stats.Matrices | None = None
+    mats: crosspair.Matrices | None = None
     calibration: costclock.Calibration | None = None
     calibration_source: str = ""
     claims: pd.DataFrame = field(default_factory=pd.DataFrame)
@@ -270,16 +270,16 @@ def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
                         strict=True))
     pairs = _with_effective(stats.pair_table(runs, per_step, reps=reps, seed=seed, level=level,
                                              speedups=speedups), records.effective)
-    mats = stats.score_matrices(runs, column=stats.HELD[rank_clock])
-    agg = stats.aggregate(mats, reps=reps, seed=seed, level=level)
-    agg_wall = (stats.aggregate(stats.score_matrices(runs, column=stats.HELD["time"]), reps=reps,
+    mats = crosspair.score_matrices(runs, column=stats.HELD[rank_clock])
+    agg = crosspair.aggregate(mats, reps=reps, seed=seed, level=level)
+    agg_wall = (crosspair.aggregate(crosspair.score_matrices(runs, column=stats.HELD["time"]), reps=reps,
                                 seed=seed, level=level) if rank_clock == "cost" else agg)
     finite = np.concatenate([v[np.isfinite(v)].ravel() for v in mats.norm_times.values()]
                             or [np.array([])])
     tau_max = max(1.5, float(finite.max()) * 1.05) if finite.size else 1.5
     taus = np.linspace(0.0, tau_max, 121)
     fewest = min((m.shape[0] * m.shape[1] for m in mats.norm_times.values()), default=0)
-    profiles = (stats.performance_profile(mats, taus, reps=reps, seed=seed, level=level)
+    profiles = (crosspair.performance_profile(mats, taus, reps=reps, seed=seed, level=level)
                 if fewest >= PROFILE_MIN_RUNS else {})
     notes += _notes(records, target_table, runs, pairs, mats, fixed_targets or {})
     if not profiles and mats.norm_times:
@@ -314,7 +314,7 @@ def _with_effective(pairs: pd.DataFrame, effective: pd.DataFrame) -> pd.DataFram
 
 
 def _notes(records: Records, target_table: pd.DataFrame, runs: pd.DataFrame,
-           pairs: pd.DataFrame, mats: stats.Matrices, fixed: Mapping[str, float]) -> list[str]:
+           pairs: pd.DataFrame, mats: crosspair.Matrices, fixed: Mapping[str, float]) -> list[str]:
     notes = []
     if records.unfinished:
         notes.append(f"{len(records.unfinished)} unfinished run(s) left out (no summary.json): "

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from rliable import metrics
 
-from harness import stats
+from harness import crosspair, stats
 
 INF = math.inf
 
@@ -147,7 +147,7 @@ def test_reference_time_notes() -> None:
     assert "before training" in refs["C"][1] and "--target C=" in refs["C"][1]
     table = stats.pair_table(runs, reps=50)
     assert table["speedup"].isna().all()
-    assert stats.score_matrices(runs).speedups == {}
+    assert crosspair.score_matrices(runs).speedups == {}
 
 
 def _aggregate_case() -> pd.DataFrame:
@@ -163,12 +163,12 @@ def _aggregate_case() -> pd.DataFrame:
 
 
 def test_score_matrices_and_rliable_aggregates() -> None:
-    mats = stats.score_matrices(_aggregate_case())
+    mats = crosspair.score_matrices(_aggregate_case())
     assert mats.pairs["fast"] == ["A", "B"]
     np.testing.assert_array_equal(mats.speedups["fast"], [[2.0, 1.0], [4.0, 0.0]])
     np.testing.assert_array_equal(mats.norm_times["fast"], [[0.5, 1.0], [0.25, INF]])
     np.testing.assert_array_equal(mats.baseline_speedups["fast"], np.ones((2, 2)))
-    agg = stats.aggregate(mats, reps=300, seed=0).set_index("label")
+    agg = crosspair.aggregate(mats, reps=300, seed=0).set_index("label")
     # per-pair speedups (ratio of censored medians: the faster of 2 seeds): A 100 / 25 = 4,
     # B 10 / 10 = 1; their IQM (nothing to trim from two values) 2.5
     assert agg.loc["fast", "iqm_speedup"] == pytest.approx(2.5)
@@ -177,7 +177,7 @@ def test_score_matrices_and_rliable_aggregates() -> None:
     assert agg.loc["fast", "poi"] == pytest.approx(0.625)
     assert agg.loc["fast", "poi_lo"] <= 0.625 <= agg.loc["fast", "poi_hi"]
     assert agg.loc["uniform", "iqm_speedup"] == 1.0 and agg.loc["uniform", "poi"] == 0.5
-    again = stats.aggregate(mats, reps=300, seed=0).set_index("label")
+    again = crosspair.aggregate(mats, reps=300, seed=0).set_index("label")
     pd.testing.assert_frame_equal(agg, again)  # seeded: the same intervals every time
 
 
@@ -191,7 +191,7 @@ def test_an_arm_identical_to_the_baseline_scores_one() -> None:
                 rows.append({"pair": pair, "label": label, "seed": seed,
                              "run_id": f"{pair}{label}{seed}", "time_to_target_s": t,
                              "reached": math.isfinite(t)})
-    agg = stats.aggregate(stats.score_matrices(pd.DataFrame(rows)), reps=500,
+    agg = crosspair.aggregate(crosspair.score_matrices(pd.DataFrame(rows)), reps=500,
                           seed=0).set_index("label")
     assert agg.loc["copy", "iqm_speedup"] == 1.0
     assert agg.loc["copy", "iqm_lo"] < 1.0 < agg.loc["copy", "iqm_hi"]
@@ -203,14 +203,14 @@ def test_aggregate_leaves_global_rng_alone() -> None:
     np.random.seed(123)
     expected = np.random.rand()
     np.random.seed(123)
-    stats.aggregate(stats.score_matrices(_aggregate_case()), reps=20, seed=0)
+    crosspair.aggregate(crosspair.score_matrices(_aggregate_case()), reps=20, seed=0)
     assert np.random.rand() == expected
 
 
 def test_performance_profile_counts_censored_runs_as_never_reached() -> None:
-    mats = stats.score_matrices(_aggregate_case())
+    mats = crosspair.score_matrices(_aggregate_case())
     taus = np.array([0.0, 0.3, 0.6, 1.0, 2.0])
-    prof = stats.performance_profile(mats, taus, reps=100, seed=0)
+    prof = crosspair.performance_profile(mats, taus, reps=100, seed=0)
     np.testing.assert_allclose(prof["fast"][0], [0.0, 0.25, 0.5, 0.75, 0.75])
     np.testing.assert_allclose(prof["uniform"][0], [0.0, 0.0, 0.0, 1.0, 1.0])
     lo, hi = prof["fast"][1]
@@ -221,7 +221,7 @@ def test_unequal_seed_counts_truncate_with_a_note() -> None:
     runs = _aggregate_case()
     extra = {"pair": "A", "label": "fast", "seed": 2, "run_id": "Afast2",
              "time_to_target_s": 20.0, "reached": True}
-    mats = stats.score_matrices(pd.concat([runs, pd.DataFrame([extra])], ignore_index=True))
+    mats = crosspair.score_matrices(pd.concat([runs, pd.DataFrame([extra])], ignore_index=True))
     assert mats.speedups["fast"].shape == (2, 2) and "first 2 seeds" in mats.notes["fast"]
 
 
@@ -230,7 +230,7 @@ def test_poi_fast_equals_rliable() -> None:
     for _ in range(50):
         x = rng.integers(0, 4, (int(rng.integers(1, 5)), 3)).astype(float)
         y = rng.integers(0, 4, (int(rng.integers(1, 5)), 3)).astype(float)
-        assert stats.poi_fast(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
+        assert crosspair.poi_fast(x, y) == pytest.approx(metrics.probability_of_improvement(x, y))
 
 
 _BLOCK_TORCH = """
@@ -249,7 +249,7 @@ def test_stats_and_report_import_without_torch() -> None:
     # by the libraries), and the aggregate path (rliable, arch, scipy) runs too
     code = _BLOCK_TORCH + (
         "import numpy as np, pandas as pd\n"
-        "import harness.stats as st, harness.report\n"
+        "import harness.crosspair as st, harness.report\n"
         "runs = pd.DataFrame({'pair': ['A'] * 4, 'label': ['uniform', 'uniform', 'x', 'x'],\n"
         "                     'seed': [0, 1, 0, 1], 'time_to_target_s': [10.0, 12.0, 5.0, 6.0]})\n"
         "agg = st.aggregate(st.score_matrices(runs), reps=20)\n"
@@ -311,7 +311,7 @@ def test_baseline_is_the_reference_not_a_measured_speedup() -> None:
                          "label": ["uniform", "uniform", "x", "x"] * 2,
                          "seed": [0, 1, 0, 1] * 2, "run_id": list("abcdefgh"),
                          "time_to_target_s": [10.0, 20.0, 5.0, 6.0, 10.0, 20.0, 5.0, 6.0]})
-    agg = stats.aggregate(stats.score_matrices(runs), reps=50).set_index("label")
+    agg = crosspair.aggregate(crosspair.score_matrices(runs), reps=50).set_index("label")
     assert agg.loc["uniform", "method"] == "reference"
     assert (agg.loc["uniform", "iqm_speedup"], agg.loc["uniform", "iqm_lo"],
             agg.loc["uniform", "iqm_hi"]) == (1.0, 1.0, 1.0)
@@ -329,7 +329,7 @@ def test_one_pair_aggregate_is_the_pairs_bootstrap_not_a_point() -> None:
         runs[stats.HELD[col]] = runs["time_to_target_s"]
     for col in stats.FIRST.values():
         runs[col] = runs["time_to_target_s"]
-    agg = stats.aggregate(stats.score_matrices(runs), reps=500, seed=3).set_index("label")
+    agg = crosspair.aggregate(crosspair.score_matrices(runs), reps=500, seed=3).set_index("label")
     pair = stats.pair_table(runs, reps=500, seed=3).set_index("label")
     assert agg.loc["x", "method"] == "pair"
     got = tuple(agg.loc["x", ["iqm_speedup", "iqm_lo", "iqm_hi"]])
