@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from harness.policy import file_sha256
 from harness.records import atomic_write
 from harness.tasks import Pool, TaskConfig
 from harness.tasks.tables import is_local, local_path
@@ -36,14 +37,6 @@ _POOL_PACKAGES = {"reasoning_gym": ("reasoning-gym",), "parquet": ("math-verify"
 
 class DataChangedError(Exception):
     """A run would resume on other data than it started with. One line: what changed, the fix."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def task_files(task: TaskConfig) -> list[tuple[str, str]]:
@@ -78,7 +71,7 @@ def fingerprint(task: TaskConfig, pool: Pool) -> dict[str, Any]:
     for field_name, path in task_files(task):
         if is_local(path):
             where = local_path(path)
-            files[field_name] = {"path": str(where), "sha256": _sha256(where),
+            files[field_name] = {"path": str(where), "sha256": file_sha256(where),
                                  "bytes": where.stat().st_size}
         else:  # a Hugging Face dataset from the local cache: pool_sha256 covers its content
             files[field_name] = {"dataset": path}
