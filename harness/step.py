@@ -6,7 +6,7 @@ strategy's selection and its validation, refills, the replay draw, the feedback 
 what goes into the replay buffer, the cost counters, the per-step metrics and the run summary.
 A step reads::
 
-    core.begin(step)                 # the phase clock starts
+    core.begin()                     # the phase clock starts
     ctx = ...                        # the executor's SelectionContext (harness.context)
     indices = core.select(ctx)       # validated; time/select
     ...sample, score, assemble...    # the executor, timing its phases on core.timer
@@ -17,6 +17,7 @@ so the records of both executors carry the same keys, computed by the same code.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -306,16 +307,12 @@ class StepCore:
     # ------------------------------------------------------------------ state and summary
 
     def state_dict(self) -> dict[str, Any]:
-        import json
-
         return {"counters": asdict(self.counters),
                 "strategy": json.dumps(self.strategy.state_dict()),
                 "replay": None if self.replay is None else self.replay.state_dict(),
                 "times_selected": self.times_selected.tolist()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        import json
-
         self.counters = Counters(**state["counters"])
         self.strategy.load_state_dict(json.loads(state["strategy"]))
         if self.replay is not None:

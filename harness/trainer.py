@@ -100,7 +100,6 @@ class Trainer:
         # the policy's sampling and scoring on the pool (shared with the probe and evaluation)
         self.sampler = Sampler(cfg, self.pool, self.model, self.tokenizer, self.model_path)
         self.sampler.on_verifier_failures = self._count_verifier_failures
-        self.pad_id = self.sampler.pad_id
         # difficulty tier of each pool question ("" when the pool has none): the per-step records
         # say which tiers a strategy trains on, beside the held-out accuracy per tier
         train_tiers = [str(q.meta.get("tier", "")) for q in self.pool.train]
@@ -192,7 +191,7 @@ class Trainer:
             groups = fresh + replayed
             if len(groups) != t.batch_size:
                 raise RuntimeError(f"replay could fill only {len(groups)} of {t.batch_size} prompts")
-            ro = collate(groups, self.pad_id).to(self.device)
+            ro = collate(groups, self.sampler.pad_id).to(self.device)
             rewards = np.array([grp.rewards for grp in groups], dtype=np.float64)
             replay_rows = torch.tensor([k >= len(fresh) for k, grp in enumerate(groups)
                                         for _ in grp.responses], device=self.device)
