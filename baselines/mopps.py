@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from baselines.stream import EpochStream
-from harness.configbase import check
+from harness.config.base import check
 from strategies.base import SelectionContext, StepFeedback
 from strategies.registry import StrategyEntry
 

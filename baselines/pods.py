@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.configbase import ConfigError, check
+from harness.config.base import ConfigError, check
 from strategies.base import SelectionContext, StepFeedback, selects_rollouts
 from strategies.registry import (
     StrategyEntry,

@@ -6,7 +6,7 @@ import argparse
 import sys
 from typing import NoReturn
 
-from harness.commands import (  # noqa: F401 (UserError: raised by harness.demo too)
+from harness.commands import (  # noqa: F401 (UserError: raised by harness.protocol.demo too)
     UserError,
     _cmd_calibrate,
     _cmd_config,
@@ -23,9 +23,9 @@ from harness.commands import (  # noqa: F401 (UserError: raised by harness.demo 
     _cmd_sweep,
     _count,
 )
-from harness.configbase import ConfigError
-from harness.folders import FolderError
-from harness.paths import results_dir
+from harness.config.base import ConfigError
+from harness.runs.folders import FolderError
+from harness.runs.paths import results_dir
 
 
 class _Parser(argparse.ArgumentParser):
@@ -178,8 +178,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from harness.fingerprint import DataChangedError
-    from harness.records import RecordWriteError
+    from harness.runs.fingerprint import DataChangedError
+    from harness.runs.records import RecordWriteError
     from strategies.registry import UnknownStrategyError
 
     # every error class comes from a torch-free module: a config error must print at once,
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
                                                FileNotFoundError, FolderError, RecordWriteError,
                                                DataChangedError)
     if args.command in ("run", "demo", "probe"):
-        from harness.records import RunBusyError
+        from harness.runs.records import RunBusyError
 
         errors += (RunBusyError,)
     if args.command == "run":
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
 
         errors += (FitBusyError,)
     if args.command in ("sweep", "suite"):  # `suite check` plans its runs as a sweep
-        from harness.sweep import SweepError
+        from harness.protocol.sweep import SweepError
 
         errors += (SweepError,)
     try:

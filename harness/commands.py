@@ -9,8 +9,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.folders import ensure_writable, refuse_file
-from harness.paths import CONFIG_DIR
+from harness.runs.folders import ensure_writable, refuse_file
+from harness.runs.paths import CONFIG_DIR
 
 if TYPE_CHECKING:
     from harness.config import ModelConfig
@@ -40,8 +40,8 @@ def _pair_sections(archived: bool) -> list[tuple[str, list[str]]]:
     """(header, pair names) of `selbench list pairs`, in order: the CPU suite (from
     configs/suites/cpu.yaml), its real LLM, the paper's GPU pairs (model kind 'hf'), any other
     pair of configs/pairs, and with ``archived`` the retired pairs of studies/. Torch-free."""
-    from harness import configfiles
-    from harness import suite as suites
+    from harness.config import files as configfiles
+    from harness.instrument import suite as suites
 
     live = configfiles.list_names("pairs", CONFIG_DIR)
     sections: list[tuple[str, list[str]]] = []
@@ -67,8 +67,8 @@ def _pair_sections(archived: bool) -> list[tuple[str, list[str]]]:
 
 
 def _list_pairs(archived: bool) -> None:
-    from harness import configfiles
-    from harness import suite as suites
+    from harness.config import files as configfiles
+    from harness.instrument import suite as suites
 
     blocks = []
     for header, names in _pair_sections(archived):
@@ -88,7 +88,7 @@ def _list_pairs(archived: bool) -> None:
 
 
 def _cmd_list(args: argparse.Namespace) -> None:
-    from harness import configfiles
+    from harness.config import files as configfiles
 
     if args.what == "pairs":
         _list_pairs(args.archived)
@@ -126,7 +126,7 @@ def _cmd_models_build(args: argparse.Namespace) -> None:
 
     names = config.list_names("models") if args.name == "all" else [args.name]
     cfgs = _model_configs(names)
-    from harness import policy  # torch: only once every config is known to be valid
+    from harness.instrument import policy  # torch: only once every config is known to be valid
 
     for cfg in cfgs:
         print(policy.build(cfg, progress=not args.quiet))
@@ -134,7 +134,7 @@ def _cmd_models_build(args: argparse.Namespace) -> None:
 
 def _cmd_models_ship(args: argparse.Namespace) -> None:
     (cfg,) = _model_configs([args.name])
-    from harness import policy
+    from harness.instrument import policy
 
     out = Path(args.out) if args.out else CONFIG_DIR / "models" / "weights" / args.name
     lines = policy.ship(cfg, out, progress=not args.quiet)
@@ -168,14 +168,14 @@ def _cmd_run(args: argparse.Namespace) -> None:
 
 
 def _cmd_config(args: argparse.Namespace) -> None:
-    from harness import configshow
+    from harness.config import show as configshow
 
     print(configshow.render(_resolve(args)), end="")
 
 
 def _cmd_probe(args: argparse.Namespace) -> None:
     cfg = _resolve(args)
-    from harness import probe
+    from harness.instrument import probe
 
     row = probe.probe(cfg, max_questions=args.questions, progress=not args.quiet)
     print(probe.format_row(row))
@@ -191,7 +191,7 @@ def _cmd_predictor_fit(args: argparse.Namespace) -> None:
 
 
 def _cmd_report(args: argparse.Namespace) -> None:
-    from harness import report
+    from harness.protocol import report
 
     try:
         targets = report.parse_targets(args.target)
@@ -206,7 +206,7 @@ def _cmd_report(args: argparse.Namespace) -> None:
 
 
 def _cmd_pack(args: argparse.Namespace) -> None:
-    from harness import pack
+    from harness.protocol import pack
 
     try:
         res = pack.pack_results(Path(args.results_dir))
@@ -217,7 +217,7 @@ def _cmd_pack(args: argparse.Namespace) -> None:
 
 
 def _cmd_calibrate(args: argparse.Namespace) -> None:
-    from harness import costclock
+    from harness.protocol import costclock
 
     try:
         cal = costclock.calibrate_folder(Path(args.results_dir), args.note, args.label)
@@ -227,7 +227,7 @@ def _cmd_calibrate(args: argparse.Namespace) -> None:
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
-    from harness import sweep, sweep_exec
+    from harness.protocol import sweep, sweep_exec
 
     spec = sweep.load_spec(sweep.find_sweep_file(args.file))
     refuse_file(Path(args.results), "--results")  # the plan looks inside it
@@ -257,14 +257,15 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_suite_check(args: argparse.Namespace) -> None:
-    from harness import config, suite
+    from harness import config
+    from harness.instrument import suite
 
     pairs = args.pair or suite.load_suite(args.suite).pairs
     if not pairs:
         raise UserError(f"suite {args.suite!r} lists no pairs; give --pair NAME or a pair file")
     for pair in pairs:  # a bad pair stops here, at once: the criteria code imports pandas
         config.resolve(pair, "uniform")
-    from harness import suite_check
+    from harness.instrument import suite_check
 
     results = ensure_writable(Path(args.results), "--results").resolve()
     rows = suite_check.check(pairs, args.seeds, results, args.workers, progress=not args.quiet)
@@ -275,9 +276,9 @@ def _cmd_suite_check(args: argparse.Namespace) -> None:
         print(_freeze_status(suite.load_suite(args.suite)))
 
 
-def _freeze_status(s) -> str:  # noqa: ANN001 (harness.suite.Suite; imported lazily)
+def _freeze_status(s) -> str:  # noqa: ANN001 (harness.instrument.suite.Suite; imported lazily)
     """One line: whether the suite is frozen and whether its files are as frozen."""
-    from harness import suite
+    from harness.instrument import suite
 
     if not s.frozen_commit:
         return f"suite {s.name}: not frozen (frozen_commit is null in {s.path.name})"
@@ -292,6 +293,6 @@ def _freeze_status(s) -> str:  # noqa: ANN001 (harness.suite.Suite; imported laz
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
-    from harness import demo
+    from harness.protocol import demo
 
     demo.main(ensure_writable(Path(args.results), "--results"), quick=args.quick, with_replay=args.with_replay)

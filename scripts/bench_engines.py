@@ -28,9 +28,11 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from harness import config, engines, policy  # noqa: E402
-from harness.paths import results_dir  # noqa: E402
-from harness.tasks import load_pool  # noqa: E402
+from harness import config  # noqa: E402
+from harness.core import engines  # noqa: E402
+from harness.instrument import policy  # noqa: E402
+from harness.instrument.tasks import load_pool  # noqa: E402
+from harness.runs.paths import results_dir  # noqa: E402
 
 
 def bench_pair(pair: str, args: argparse.Namespace) -> list[dict]:

@@ -3,7 +3,7 @@
 For each pair (default: the CPU suite's tiny1m-chainsum and tiny600k-chainsum, their shipped
 weights loaded by the normal config path) the in-process trainer runs one warm-up step and then
 ``--steps`` measured ones with ``--threads`` torch threads. Per phase (generate, update) the
-table gives the median measured time, the floor (harness.workfloor: analytic FLOPs of each
+table gives the median measured time, the floor (harness.instrument.workfloor: analytic FLOPs of each
 distinct prompt once and each response token once, unpadded, divided by the matmul rate of the
 model's own linear shapes measured here, in this process, right after the steps) and their
 ratio, with the real and padded token counts the trainer logs (``tokens/*``).
@@ -28,9 +28,9 @@ sys.path.insert(0, str(PROJECT))
 import torch  # noqa: E402
 
 from harness import config  # noqa: E402
-from harness.rollout import Rollouts  # noqa: E402
-from harness.trainer import Trainer  # noqa: E402
-from harness.workfloor import Shapes, matmul_rate, rollout_groups, step_forward_flops  # noqa: E402
+from harness.core.rollout import Rollouts  # noqa: E402
+from harness.executors.trainer import Trainer  # noqa: E402
+from harness.instrument.workfloor import Shapes, matmul_rate, rollout_groups, step_forward_flops  # noqa: E402
 
 PAIRS = ["tiny1m-chainsum", "tiny600k-chainsum"]
 TARGET = 2.0
@@ -93,7 +93,7 @@ def table(results: list[dict[str, Any]], steps: int, threads: int) -> str:
         f"{torch.__version__}.",
         "",
         "Floor: FLOPs of each distinct prompt once and each response token once, unpadded and "
-        "causal, counted analytically from the model's shapes (harness/workfloor.py; it equals "
+        "causal, counted analytically from the model's shapes (harness/instrument/workfloor.py; it equals "
         "torch's FlopCounterMode on an unpadded eager forward, tests/test_workfloor.py); the "
         "update is forward + backward = 3x. Divided by the fp32 matmul rate of the model's own "
         "linear shapes, measured in the same process right after the steps (generate at B x G "

@@ -33,11 +33,13 @@ sys.path.insert(0, str(PROJECT))
 
 import torch  # noqa: E402
 
-from harness import config, executors, grpo, policy  # noqa: E402
-from harness.records import RunRecord  # noqa: E402
-from harness.rollout import Rollouts, sample, sequence_logprobs  # noqa: E402
-from harness.step import seed_for  # noqa: E402
-from harness.trainer import Trainer  # noqa: E402
+from harness import config, executors  # noqa: E402
+from harness.core import grpo  # noqa: E402
+from harness.core.rollout import Rollouts, sample, sequence_logprobs  # noqa: E402
+from harness.core.step import seed_for  # noqa: E402
+from harness.executors.trainer import Trainer  # noqa: E402
+from harness.instrument import policy  # noqa: E402
+from harness.runs.records import RunRecord  # noqa: E402
 
 SUITE_PAIR = "tiny1m-chainsum"
 BIG_PAIR = str(PROJECT / "scripts" / "gpu_check" / "gpu34m-chainsum.yaml")

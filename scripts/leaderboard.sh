@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=${SELBENCH:-.venv/bin/selbench}
 CACHE=${SELBENCH_CACHE:-$HOME/.cache/selbench}
-pairs=$(.venv/bin/python -c "from harness import sweep; print(' '.join(sweep.load_spec(sweep.find_sweep_file('leaderboard')).pairs))")
+pairs=$(.venv/bin/python -c "from harness.protocol import sweep; print(' '.join(sweep.load_spec(sweep.find_sweep_file('leaderboard')).pairs))")
 todo=()
 for p in $pairs; do
   [ -f "$CACHE/predictors/${p}__sentence_transformer/manifest.json" ] || todo+=("$p")

@@ -14,7 +14,7 @@ import json
 from pathlib import Path
 
 from harness import config
-from harness.probe import probe
+from harness.instrument.probe import probe
 
 
 def _uniform_run(results: Path, pair: str) -> dict | None:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.configbase import check
+from harness.config.base import check
 from strategies.base import SelectionContext, StepFeedback
 from strategies.difficulty import apply_linear_calibration, linear_calibration, sample_targeted
 from strategies.registry import StrategyEntry

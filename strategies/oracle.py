@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from harness.configbase import check
+from harness.config.base import check
 from strategies.base import SelectionContext, StepFeedback
 from strategies.difficulty import sample_targeted
 from strategies.registry import StrategyEntry

@@ -86,7 +86,7 @@ def params_from_dict(entry: StrategyEntry, params: dict[str, Any], prefix: str =
     """Build and validate the strategy's params dataclass from a config mapping: unknown names
     get a "did you mean", values are checked against the fields' types (as every config field
     is), then the params' own ``validate`` checks ranges."""
-    from harness.configbase import from_dict
+    from harness.config.base import from_dict
 
     obj = from_dict(entry.params_cls, params, prefix, owner=entry.name)
     validate = getattr(obj, "validate", None)

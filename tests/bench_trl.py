@@ -4,7 +4,7 @@ Run: ``python -m pytest tests/bench_trl.py -m bench -q`` (the file is not collec
 it needs the ``bench`` extra: trl, accelerate, datasets). Skipped when trl is not installed.
 
 Identical work on both sides: the same tiny Qwen2 weights (loaded from one directory), the same
-tokenizer, the same B prompt strings (rendered by :func:`harness.policy.render_prompt`), G samples
+tokenizer, the same B prompt strings (rendered by :func:`harness.instrument.policy.render_prompt`), G samples
 each at temperature 1.0 with at most T new tokens, rewards from the same verifier, group-normalised
 advantages, one PPO-clip loss over all B*G sequences, one AdamW step (same lr, betas, grad clip
 1.0), no KL and no reference model, float32, the same torch thread count, CPU only.
@@ -51,8 +51,9 @@ import torch
 import yaml
 from transformers import PrinterCallback, TrainerCallback
 
-from harness import config, policy
-from harness.paths import results_dir
+from harness import config
+from harness.instrument import policy
+from harness.runs.paths import results_dir
 
 pytest.importorskip("trl")
 pytest.importorskip("accelerate")
@@ -217,7 +218,7 @@ def write_table(path: Path) -> None:
 
 
 def bench_selbench_step(benchmark: Any, bench_env: BenchEnv, size: Size) -> None:
-    from harness.trainer import Trainer
+    from harness.executors.trainer import Trainer
 
     cfg = bench_env.cfg(size)
     metrics: list[dict[str, float]] = []
@@ -283,8 +284,8 @@ def make_trl_trainer(bench_env: BenchEnv, size: Size, out_dir: Path, window: Ste
     from datasets import Dataset
     from trl import GRPOConfig, GRPOTrainer
 
-    from harness.models import load_policy
-    from harness.tasks import load_pool
+    from harness.instrument.models import load_policy
+    from harness.instrument.tasks import load_pool
 
     cfg = bench_env.cfg(size)
     pool = load_pool(cfg.task, cfg.pair)

@@ -70,7 +70,8 @@ def test_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def built_test_model(config_dir: Path, test_cache: Path) -> Path:
-    from harness import config, policy
+    from harness import config
+    from harness.instrument import policy
 
     cfg = config.from_dict(config.ModelConfig, config.model_dict("test-tiny", config_dir))
     return policy.build(cfg, progress=False)

@@ -20,8 +20,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.configbase import ConfigError
-from harness.tasks import (
+from harness.config.base import ConfigError
+from harness.instrument.tasks import (
     Pool,
     Question,
     TaskConfig,
@@ -30,8 +30,8 @@ from harness.tasks import (
     check_pool_size,
     load_pool,
 )
-from harness.tasks.gym import GymVerifier
-from harness.tasks.parquet import MathVerifier
+from harness.instrument.tasks.gym import GymVerifier
+from harness.instrument.tasks.parquet import MathVerifier
 
 
 def verl_rows(answers: list, questions: list | None = None) -> list[dict]:
@@ -315,7 +315,7 @@ def test_scores_that_are_not_finite_count_as_zero_and_are_logged(caplog) -> None
     q = Question(qid="q", text="?", answer="1", meta={"tier": "t", "dataset": "fake",
                                                       "entry": {}})
     gym = GymVerifier("first_line", {"t": lambda answer, entry: math.inf}, timeout=1.0)
-    with caplog.at_level("WARNING", logger="harness.tasks"):
+    with caplog.at_level("WARNING", logger="harness.instrument.tasks"):
         assert gym(q, "1") == 0.0  # inf >= 1.0 would have scored it correct
         assert gym(q, "1") == 0.0
     assert gym.nonfinite == 2 and gym.failures == 2 and gym.timeouts == 0
@@ -352,7 +352,7 @@ class UnpicklableVerifier(Verifier):
 def test_a_verifier_that_cannot_be_pickled_still_scores_off_the_main_thread(caplog) -> None:
     verifier = UnpicklableVerifier()
     q = Question(qid="q", text="?", answer="yes")
-    with caplog.at_level("WARNING", logger="harness.tasks"):
+    with caplog.at_level("WARNING", logger="harness.instrument.tasks"):
         assert in_thread(lambda: verifier(q, "yes"))[0] == 1.0
         assert in_thread(lambda: verifier(q, "no"))[0] == 0.0
     assert "cannot be pickled" in caplog.text and "without a deadline" in caplog.text
@@ -360,7 +360,7 @@ def test_a_verifier_that_cannot_be_pickled_still_scores_off_the_main_thread(capl
 
 
 def test_eval_set_and_jsonl_rows_without_answers_name_their_file(tmp_path: Path, capsys) -> None:
-    from harness.tasks.config import EvalSetConfig
+    from harness.instrument.tasks.config import EvalSetConfig
 
     train = tmp_path / "train.jsonl"
     lines = [f'{{"problem": "P{i}?", "answer": "{i}"}}' for i in range(8)]
@@ -475,7 +475,7 @@ def test_a_results_path_that_is_a_file_stops_every_command_before_work(
 def test_unwritable_results_report_and_sweep_folders(tmp_path: Path, capsys) -> None:
     import os
 
-    from harness.folders import FolderError, ensure_writable
+    from harness.runs.folders import FolderError, ensure_writable
 
     locked = tmp_path / "locked"
     locked.mkdir()
@@ -499,7 +499,8 @@ def test_unwritable_results_report_and_sweep_folders(tmp_path: Path, capsys) -> 
 
 def test_a_report_folder_that_is_a_file(tmp_path: Path, capsys, config_dir: Path,
                                         built_test_model: Path) -> None:
-    from harness import config, trainer
+    from harness import config
+    from harness.executors import trainer
 
     cfg = config.resolve("test-pair", "uniform", overrides=["train.steps=2"],
                          config_dir=config_dir)
@@ -536,8 +537,9 @@ def _fail_writes_into(monkeypatch, name: str, when: Callable[[bytes], bool]) -> 
 
 def test_a_disk_that_fills_mid_run_keeps_every_earlier_record(
         tmp_path: Path, config_dir: Path, built_test_model: Path, monkeypatch) -> None:
-    from harness import config, trainer
-    from harness.records import RecordWriteError, RunRecord
+    from harness import config
+    from harness.executors import trainer
+    from harness.runs.records import RecordWriteError, RunRecord
 
     cfg = config.resolve("test-pair", "uniform", config_dir=config_dir)  # 4 steps, ckpt every 2
     run_dir = tmp_path / "runs" / cfg.run_id()
@@ -607,8 +609,10 @@ def sums(n: int, long_rows: tuple[int, ...] = ()) -> pd.DataFrame:
 
 def test_prompts_longer_than_the_model_are_dropped_or_stop_the_run(
         tmp_path: Path, config_dir: Path, built_test_model: Path, capsys) -> None:
-    from harness import config, positions, trainer
-    from harness.tasks import load_pool
+    from harness import config
+    from harness.executors import trainer
+    from harness.instrument import positions
+    from harness.instrument.tasks import load_pool
 
     data = tmp_path / "some_long.parquet"
     sums(50, long_rows=(3, 17, 41)).to_parquet(data)
@@ -654,9 +658,10 @@ def test_a_changed_data_file_refuses_the_resume(
         tmp_path: Path, built_test_model: Path, capsys) -> None:
     import json
 
-    from harness import config, trainer
-    from harness.fingerprint import DataChangedError
-    from harness.records import RunRecord
+    from harness import config
+    from harness.executors import trainer
+    from harness.runs.fingerprint import DataChangedError
+    from harness.runs.records import RunRecord
 
     data = tmp_path / "pool.parquet"
     sums(60).to_parquet(data)
@@ -703,7 +708,7 @@ def test_a_changed_data_file_refuses_the_resume(
 def test_a_changed_package_or_pool_refuses_the_resume(tmp_path: Path) -> None:
     import json
 
-    from harness.fingerprint import DataChangedError, check, fingerprint, record
+    from harness.runs.fingerprint import DataChangedError, check, fingerprint, record
 
     data = write(tmp_path / "pool.parquet", verl_rows([str(i) for i in range(20)]))
     cfg = parquet_cfg(data)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.configbase import ConfigError
+from harness.config.base import ConfigError
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import available, build_strategy, get_entry
 
@@ -258,8 +258,9 @@ def test_mopps_draws_candidates_from_the_epoch_order() -> None:
 
 @pytest.mark.parametrize("name", PEERS)
 def test_runs_through_the_trainer(name, config_dir, built_test_model, tmp_path) -> None:
-    from harness import config, trainer
-    from harness.records import RunRecord
+    from harness import config
+    from harness.executors import trainer
+    from harness.runs.records import RunRecord
 
     cfg = config.resolve("test-pair", name, seed=0, config_dir=config_dir,
                          overrides=["train.steps=2", "train.threads=1"])
@@ -273,8 +274,9 @@ REAL_CACHE = Path("/work/cache") if Path("/work/cache").is_dir() else None
 @pytest.mark.slow  # needs the tiny-b model: a build on a fresh machine
 @pytest.mark.parametrize("name", PEERS)
 def test_runs_on_a_real_pair(name, tmp_path, monkeypatch) -> None:
-    from harness import config, trainer
-    from harness.records import RunRecord
+    from harness import config
+    from harness.executors import trainer
+    from harness.runs.records import RunRecord
 
     if REAL_CACHE is not None:
         monkeypatch.setenv("SELBENCH_CACHE", str(REAL_CACHE))

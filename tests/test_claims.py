@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from harness import claims
+from harness.protocol import claims
 
 NAN = math.nan
 

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from harness import config
-from harness.configbase import ConfigError
+from harness.config.base import ConfigError
 
 
 def _cli(*args: str, config_dir: Path | None = None) -> subprocess.CompletedProcess:
@@ -114,7 +114,7 @@ def test_list_pairs_unknown_suite_pair_is_one_line(tmp_path: Path) -> None:
 
 
 def test_project_suite_file_names_live_pairs() -> None:
-    from harness import suite
+    from harness.instrument import suite
 
     cpu = suite.load_suite("cpu")  # raises on a name missing from configs/pairs
     assert cpu.name == "cpu" and set(cpu.members) <= set(config.list_names("pairs"))

@@ -7,7 +7,8 @@ import dataclasses
 import yaml
 from test_light_imports import _assert_light
 
-from harness import config, configshow
+from harness import config
+from harness.config import show as configshow
 from strategies.registry import get_entry
 
 
@@ -54,13 +55,13 @@ def test_configs_and_results_follow_the_working_directory(tmp_path) -> None:
     import subprocess
     import sys
 
-    from harness.paths import PROJECT_ROOT
+    from harness.runs.paths import PROJECT_ROOT
 
     project = tmp_path / "mine"
     (project / "configs").mkdir(parents=True)
     (project / "configs" / "base.yaml").write_text("{}\n")
     (project / "deep" / "er").mkdir(parents=True)
-    code = "from harness import paths; print(paths.CONFIG_DIR); print(paths.results_dir())"
+    code = "from harness.runs import paths; print(paths.CONFIG_DIR); print(paths.results_dir())"
     env = {k: v for k, v in os.environ.items()
            if k not in ("SELBENCH_CONFIG_DIR", "SELBENCH_RESULTS", "SELBENCH_PROJECT")}
     env["PYTHONPATH"] = str(PROJECT_ROOT)

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness import costclock
-from harness.records import RunRecord
+from harness.protocol import costclock
+from harness.runs.records import RunRecord
 
 CAL = costclock.Calibration(
     units={"gen_token": 0.001, "gen_sample": 0.01, "train_token": 0.002, "train_step": 0.5},

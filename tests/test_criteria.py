@@ -8,7 +8,7 @@ import sys
 
 import pandas as pd
 
-from harness import criteria
+from harness.instrument import criteria
 
 
 def _run(seed: int, accs: list[float], every: int = 10,
@@ -83,7 +83,7 @@ def test_table_marks_failures() -> None:
 
 
 def test_criteria_import_no_torch() -> None:
-    code = "import sys, harness.criteria; sys.exit('torch' in sys.modules)"
+    code = "import sys, harness.instrument.criteria; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 
 

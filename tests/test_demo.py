@@ -15,7 +15,7 @@ import pytest
 
 
 def test_with_replay_adds_the_same_dots_with_replay(tmp_path: Path) -> None:
-    from harness import demo, sweep
+    from harness.protocol import demo, sweep
 
     plain = sweep.make_plan(demo._spec(False, tmp_path), tmp_path)
     both = sweep.make_plan(demo._spec(False, tmp_path, with_replay=True), tmp_path)
@@ -60,7 +60,7 @@ def test_verdict_says_whether_the_interval_excludes_one() -> None:
 
     import pandas as pd
 
-    from harness.demo import verdict
+    from harness.protocol.demo import verdict
 
     pairs = pd.DataFrame([
         {"pair": "p", "label": "uniform", "seeds": 2, "reached": 2, "speedup": 1.0,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.configbase import ConfigError
+from harness.config.base import ConfigError
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.difficulty import apply_linear_calibration, linear_calibration
 from strategies.dots import Dots, DotsParams

@@ -21,15 +21,17 @@ import pytest
 import torch
 from transformers import Qwen2Config
 
-from harness import config, engines, trainer
-from harness.configbase import ConfigError
-from harness.engines.hf import HFEngine
-from harness.engines.vllm_engine import VLLMEngine, VLLMUnavailable, check_supported, head_dim
-from harness.models import load_policy
-from harness.records import RunRecord
-from harness.rollout import sample, sequence_logprobs
-from harness.step import seed_for
-from harness.trainer import Trainer
+from harness import config
+from harness.config.base import ConfigError
+from harness.core import engines
+from harness.core.engines.hf import HFEngine
+from harness.core.engines.vllm_engine import VLLMEngine, VLLMUnavailable, check_supported, head_dim
+from harness.core.rollout import sample, sequence_logprobs
+from harness.core.step import seed_for
+from harness.executors import trainer
+from harness.executors.trainer import Trainer
+from harness.instrument.models import load_policy
+from harness.runs.records import RunRecord
 
 HAS_VLLM = importlib.util.find_spec("vllm") is not None
 NO_VLLM = ("vLLM is not installed here: bash scripts/setup_vllm.sh, then run with "

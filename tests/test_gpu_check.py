@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.paths import PROJECT_ROOT
+from harness.runs.paths import PROJECT_ROOT
 
 
 @pytest.mark.slow

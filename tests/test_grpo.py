@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from harness import grpo
+from harness.core import grpo
 
 
 def test_group_norm_hand_computed() -> None:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import yaml
 
-from harness import configfiles
-from harness.paths import PROJECT_ROOT
+from harness.config import files as configfiles
+from harness.runs.paths import PROJECT_ROOT
 
 HEAVY = ("torch", "transformers")
 
@@ -83,7 +83,7 @@ def test_passed_tier_checks_are_remembered_and_failures_are_not(tmp_path: Path) 
     assert list((tmp_path / "gym-checks").glob("*.json"))
     assert _assert_light(resolve).strip() == "False"  # the same tiers again: no import
     bad = env_code + (
-        "import sys\nfrom harness import config\nfrom harness.configbase import ConfigError\n"
+        "import sys\nfrom harness import config\nfrom harness.config.base import ConfigError\n"
         "for _ in range(2):\n"
         "    try:\n"
         "        config.resolve('tiny1m-chainsum', 'uniform',\n"

@@ -11,7 +11,7 @@ from harness.config import ConfigError
 
 
 def _trainer_lr(cfg: config.RunConfig):
-    from harness.trainer import Trainer
+    from harness.executors.trainer import Trainer
 
     t = Trainer.__new__(Trainer)  # _lr reads only the config: no model is needed
     t.cfg = cfg

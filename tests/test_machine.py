@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from harness import machine
+from harness.instrument import machine
 
 
 def test_probe_leaves_the_random_streams_alone() -> None:

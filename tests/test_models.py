@@ -1,4 +1,4 @@
-"""harness.models: tokenizer round trips, tiny builds (deterministic, atomic, learning), SmolLM2."""
+"""harness.instrument.models: tokenizer round trips, tiny builds (deterministic, atomic, learning), SmolLM2."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, Qwen2Config
 
-from harness.configbase import ConfigError
-from harness.models import (
+from harness.config.base import ConfigError
+from harness.instrument.models import (
     SmolLM2NotInstalled,
     TinyModelSpec,
     build_tiny_model,
@@ -25,8 +25,8 @@ from harness.models import (
     read_build_info,
     train_tokenizer,
 )
-from harness.models import smollm2 as smollm2_mod
-from harness.models.tiny import init_model
+from harness.instrument.models import smollm2 as smollm2_mod
+from harness.instrument.models.tiny import init_model
 
 ARITH = [(f"What is {a} + {b}?\nAnswer:", f" {a + b}\n") for a in range(10) for b in range(10)]
 
@@ -188,7 +188,7 @@ def _dead_pid() -> int:
 
 
 def test_failed_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import harness.models.tiny as tiny
+    import harness.instrument.models.tiny as tiny
 
     def boom(*args, **kwargs):
         raise KeyboardInterrupt  # like Ctrl-C in the middle of the warm start
@@ -263,7 +263,7 @@ def test_smollm2_converts_once_and_answers() -> None:
 
 
 def test_warm_start_slips_teach_the_chosen_share_off_by_one() -> None:
-    from harness.policy import model_key, warm_start_examples
+    from harness.instrument.policy import model_key, warm_start_examples
 
     clean = _tiny_b()
     slipping = replace(clean, name="tiny-b", warm_start_slips={"cs3": 0.35})
@@ -288,7 +288,7 @@ def _tiny_b():
 
 
 def _warm_pool(cfg):
-    from harness.tasks import load_pool
+    from harness.instrument.tasks import load_pool
 
     return load_pool(cfg.warm_start_task, f"{cfg.name}-warm")
 

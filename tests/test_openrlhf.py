@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 import torch
 
-from harness import config, grpo
-from harness.configbase import ConfigError
+from harness import config
+from harness.config.base import ConfigError
+from harness.core import grpo
 
 PAPER_PAIRS = ["qwen2.5-math-1.5b-math", "qwen2.5-math-1.5b-deepscaler", "qwen2.5-math-1.5b-orz",
                "qwen2.5-3b-deepscaler", "qwen2.5-3b-deepmath", "qwen2.5-math-7b-deepscaler"]
@@ -381,8 +382,8 @@ def test_openrlhf_pulls_exactly_the_strategys_prompts_including_refills() -> Non
 
 def _rollout_sample(prompt: list[int], response: list[int], logp: list[float], index: int,
                     reward: float) -> Any:
+    from harness.core.replay import Group
     from harness.executors.openrlhf.experiences import replay_samples
-    from harness.replay import Group
 
     group = Group(index=index, step=0, prompt=torch.tensor(prompt), responses=[torch.tensor(response)],
                   behaviour_logp=[torch.tensor(logp)], rewards=(reward,))
@@ -393,13 +394,13 @@ def test_groups_round_trip_through_openrlhf_experiences() -> None:
     pytest.importorskip("openrlhf.trainer.ppo_utils.experience")
     from openrlhf.trainer.ppo_utils.experience import Experience
 
+    from harness.core.replay import Group
     from harness.executors.openrlhf.experiences import (
         groups_from_experiences,
         mark_on_policy,
         replay_samples,
         rewards_by_index,
     )
-    from harness.replay import Group
 
     gen = torch.Generator().manual_seed(0)
     groups = []
@@ -437,7 +438,7 @@ def test_groups_round_trip_through_openrlhf_experiences() -> None:
 
 @pytest.fixture(scope="module")
 def deepscaler_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]:
-    from harness.tasks.tables import local_path
+    from harness.instrument.tasks.tables import local_path
 
     cfg = config.resolve("qwen2.5-math-1.5b-deepscaler", "uniform")
     if not local_path(cfg.task.path).is_file():
@@ -453,7 +454,7 @@ def deepscaler_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Path]
 
 
 def test_deepscaler_parquet_loads_through_the_paper_pairs_path(deepscaler_run: tuple[Any, Path]) -> None:
-    from harness.tasks import load_pool
+    from harness.instrument.tasks import load_pool
 
     cfg, _ = deepscaler_run
     assert cfg.task.path == "../shared/data/deepscaler_10240.parquet"
@@ -479,7 +480,7 @@ def test_reward_file_scores_with_our_verifier(deepscaler_run: tuple[Any, Path],
         train_label,
         write_reward_file,
     )
-    from harness.tasks import load_pool
+    from harness.instrument.tasks import load_pool
 
     cfg, root = deepscaler_run
     (root / "config.yaml").write_text(config.dump(cfg))

@@ -29,12 +29,13 @@ if _MISSING:
     pytest.skip(f"needs {', '.join(_MISSING)}: bash scripts/setup_vllm.sh, then run with "
                 ".venv-vllm/bin/python", allow_module_level=True)
 
-from harness import config, policy  # noqa: E402
+from harness import config  # noqa: E402
 from harness.executors.openrlhf.experiences import rewards_by_index, sample_reward  # noqa: E402
 from harness.executors.openrlhf.prompts import PromptSource  # noqa: E402
 from harness.executors.openrlhf.reward import parse_label, write_reward_file  # noqa: E402
-from harness.models import load_tokenizer  # noqa: E402
-from harness.tasks import Pool, load_pool  # noqa: E402
+from harness.instrument import policy  # noqa: E402
+from harness.instrument.models import load_tokenizer  # noqa: E402
+from harness.instrument.tasks import Pool, load_pool  # noqa: E402
 from strategies.base import GroupFeedback, StepFeedback  # noqa: E402
 from strategies.registry import build_strategy  # noqa: E402
 
@@ -256,7 +257,7 @@ def test_dynamic_filtering_refills_are_the_strategys_choices(setup: Setup) -> No
 
 
 # executor-specific metric keys: the in-process update's statistics and work counts, OpenRLHF's
-# status; every other key comes from the shared step core (harness.step) in both
+# status; every other key comes from the shared step core (harness.core.step) in both
 _INPROCESS_ONLY = ("train/loss", "train/clip_frac", "train/lr", "train/grad_norm", "train/kl",
                    "tokens/")
 _OPENRLHF_ONLY = ("openrlhf/",)
@@ -271,9 +272,9 @@ def test_both_executors_step_through_the_shared_core_with_the_same_keys(
     in-process trainer's, apart from each executor's own."""
     from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
 
+    from harness.core.step import StepCore
     from harness.executors.openrlhf.steploop import SelbenchLoop
-    from harness.step import StepCore
-    from harness.trainer import Trainer
+    from harness.executors.trainer import Trainer
 
     cfg = config.resolve("test-pair", strategy, seed=0, config_dir=config_dir)
     inprocess = Trainer(cfg, tmp_path / "run", progress=False)

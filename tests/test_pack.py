@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import pack, sweep
-from harness.paths import PROJECT_ROOT
-from harness.records import RunRecord
+from harness.protocol import pack, sweep
+from harness.runs.paths import PROJECT_ROOT
+from harness.runs.records import RunRecord
 
 SUITE_RUNS = PROJECT_ROOT / "results" / "suite-check" / "runs"
 RUN = "tiny600k-chainsum__uniform__61be772e__s0"
@@ -56,7 +56,7 @@ def test_packing_is_deterministic_and_leaves_unfinished_runs(results: Path, tmp_
 def test_the_sweep_plan_estimates_the_cost_left_from_finished_runs(results: Path) -> None:
     import json
 
-    from harness import sweep as sw
+    from harness.protocol import sweep as sw
 
     spec = sw.SweepSpec(name="t", path=Path("<test>"), description="", pairs=["tiny600k-chainsum"],
                         strategies=[sw.StrategyItem(name="uniform"), sw.StrategyItem(name="mopps")],

@@ -9,11 +9,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness import config, evalsets
-from harness.configbase import ConfigError
-from harness.tasks import Question, TaskConfig, load_pool
-from harness.tasks.config import EvalSetConfig
-from harness.tasks.tables import TaskFileNotFound, is_local, local_path
+from harness import config
+from harness.config.base import ConfigError
+from harness.instrument import evalsets
+from harness.instrument.tasks import Question, TaskConfig, load_pool
+from harness.instrument.tasks.config import EvalSetConfig
+from harness.instrument.tasks.tables import TaskFileNotFound, is_local, local_path
 
 
 def _jsonl(path: Path, rows: list[dict]) -> Path:
@@ -132,7 +133,7 @@ def test_local_or_hub_and_project_relative_paths() -> None:
 
 
 def test_hf_model_missing_gives_the_folder_to_provide(tmp_path: Path) -> None:
-    from harness import policy
+    from harness.instrument import policy
 
     cfg = config.resolve("qwen2.5-math-1.5b-deepscaler", "uniform",
                          overrides=[f"model.path={tmp_path / 'qwen'}"]).model
@@ -147,7 +148,7 @@ def test_hf_model_missing_gives_the_folder_to_provide(tmp_path: Path) -> None:
 
 
 def test_hf_model_local_folder_loads(built_test_model: Path) -> None:
-    from harness import policy
+    from harness.instrument import policy
 
     # the tiny test model has no chat template: plain prompts
     cfg = config.resolve("qwen2.5-3b-deepscaler", "uniform",

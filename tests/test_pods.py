@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from baselines.pods import max_variance_subset
-from harness.configbase import ConfigError
+from harness.config.base import ConfigError
 from strategies.base import GroupFeedback, StepFeedback, selects_rollouts
 from strategies.registry import available, build_strategy, get_entry
 
@@ -140,7 +140,8 @@ def test_openrlhf_refuses_pods_in_one_line() -> None:
 
 
 def test_a_step_trains_on_g_of_n_samples_per_prompt(config_dir, built_test_model, tmp_path) -> None:
-    from harness import config, trainer
+    from harness import config
+    from harness.executors import trainer
 
     cfg = config.resolve("test-pair", "pods", seed=0, config_dir=config_dir,
                          overrides=["train.threads=1"])
@@ -179,8 +180,9 @@ def test_a_step_trains_on_g_of_n_samples_per_prompt(config_dir, built_test_model
 
 def test_runs_through_the_trainer_and_records_the_cost(config_dir, built_test_model,
                                                        tmp_path) -> None:
-    from harness import config, trainer
-    from harness.records import RunRecord
+    from harness import config
+    from harness.executors import trainer
+    from harness.runs.records import RunRecord
 
     cfg = config.resolve("test-pair", "pods", seed=0, config_dir=config_dir,
                          overrides=["train.steps=2", "train.threads=1", "strategy.ratio=2"])

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from harness.configbase import ConfigError
+from harness.config.base import ConfigError
 from harness.predictor import (
     AdaptiveDifficultyPredictor,
     PoolScorer,

@@ -13,10 +13,10 @@ import pytest
 
 from harness import cli
 from harness import config as config_mod
+from harness.instrument.tasks import load_pool
 from harness.predictor import fit as fit_mod
 from harness.predictor import resources
 from harness.predictor.train import load_artifact
-from harness.tasks import load_pool
 
 SMALL = [
     "predictor.fit.questions=40", "predictor.fit.samples=4", "predictor.fit.epochs=2",

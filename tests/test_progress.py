@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 
-from harness import config, progress
+from harness import config
+from harness.runs import progress
 
 
 def test_logbar_writes_a_line_per_interval_with_time_left() -> None:
@@ -35,7 +36,7 @@ def test_logbar_stays_quiet_between_intervals() -> None:
 
 def test_a_run_logs_lines_not_a_redrawn_bar(config_dir, built_test_model, tmp_path, capfd,
                                             monkeypatch) -> None:
-    from harness.trainer import Trainer
+    from harness.executors.trainer import Trainer
 
     monkeypatch.setenv("SELBENCH_PROGRESS_S", "0")
     cfg = config.resolve("test-pair", "uniform", config_dir=config_dir,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from harness.provenance import git_commit
+from harness.runs.provenance import git_commit
 
 
 def _git(root: Path, *args: str) -> str:
@@ -40,7 +40,7 @@ def test_outside_a_repository_it_says_unknown(tmp_path: Path) -> None:
 def test_versions_name_every_package_that_matters_and_the_gpu_stack_where_installed() -> None:
     from importlib import metadata
 
-    from harness.provenance import provenance, versions
+    from harness.runs.provenance import provenance, versions
 
     found = versions()
     for name in ("selbench", "torch", "transformers", "numpy", "pandas", "reasoning-gym",
@@ -60,7 +60,7 @@ def test_the_lock_pins_every_package_and_is_the_environment_under_test() -> None
     import re
     from importlib import metadata
 
-    from harness.paths import PROJECT_ROOT
+    from harness.runs.paths import PROJECT_ROOT
 
     lines = [ln.strip() for ln in (PROJECT_ROOT / "requirements.lock").read_text().splitlines()
              if ln.strip() and not ln.startswith("#")]

@@ -9,8 +9,9 @@ from types import SimpleNamespace
 
 import pytest
 
-from harness import config, sweep
-from harness.paths import PROJECT_ROOT
+from harness import config
+from harness.protocol import sweep
+from harness.runs.paths import PROJECT_ROOT
 from strategies.base import GroupFeedback, StepFeedback
 from strategies.registry import build_strategy
 
@@ -52,7 +53,7 @@ def test_the_worked_strategy_is_short_and_picks_prompts_nearest_one_half(example
 
 def test_the_worked_strategy_trains_a_few_steps(example_module, config_dir, built_test_model,
                                                tmp_path: Path) -> None:
-    from harness.trainer import Trainer
+    from harness.executors.trainer import Trainer
 
     cfg = config.resolve("test-pair", "near_half:ENTRY", config_dir=config_dir,
                          overrides=["strategy.candidates_ratio=2", "train.steps=2"])

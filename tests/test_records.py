@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from harness.records import RunRecord
+from harness.runs.records import RunRecord
 
 
 def test_append_read_and_truncate(tmp_path: Path) -> None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from harness import config, grpo
-from harness.records import RunRecord
-from harness.replay import Group, ReplayBuffer, collate, split_groups
-from harness.rollout import Rollouts
-from harness.trainer import Trainer
+from harness import config
+from harness.core import grpo
+from harness.core.replay import Group, ReplayBuffer, collate, split_groups
+from harness.core.rollout import Rollouts
+from harness.executors.trainer import Trainer
+from harness.runs.records import RunRecord
 
 TIME_KEYS = ("time/", "train/grad_norm")
 

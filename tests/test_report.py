@@ -15,8 +15,8 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from harness import report
-from harness.records import RunRecord
+from harness.protocol import report
+from harness.runs.records import RunRecord
 
 EVERY = 2  # steps between evaluations
 # accuracy at steps 0, 2, 4, 6; the trailing mean of 3 is in the comment
@@ -313,7 +313,7 @@ def test_tier_gains_table(tmp_path: Path) -> None:
 
 
 def test_every_strategy_gets_its_own_colour() -> None:
-    from harness.figures import colours as _colours
+    from harness.protocol.figures import colours as _colours
 
     # as read from the records: one label per run, 9 runs of most, 3 of one (the dots-b32 folder)
     counts = {"uniform": 9, "dots+rr": 9, "dots-cooldown": 9, "dots-cooldown+rr": 9,

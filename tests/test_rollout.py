@@ -7,9 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from harness.grpo import token_logprobs
-from harness.models import load_policy
-from harness.rollout import (
+from harness.core.grpo import token_logprobs
+from harness.core.rollout import (
     Rollouts,
     length_buckets,
     positions,
@@ -17,6 +16,7 @@ from harness.rollout import (
     sample,
     sequence_logprobs,
 )
+from harness.instrument.models import load_policy
 
 
 def plain_logprobs(model, ro: Rollouts, temperature: float) -> torch.Tensor:
@@ -130,8 +130,9 @@ def test_length_buckets_cover_every_row_once_with_whole_groups() -> None:
 def test_bucketed_update_matches_one_chunk(config_dir, built_test_model, tmp_path) -> None:
     """Micro-batches of similar-length groups give the mini-batch gradient of one big chunk
     (compared before the optimizer: Adam's sign-like first step would amplify rounding)."""
-    from harness import config, grpo
-    from harness.trainer import Trainer
+    from harness import config
+    from harness.core import grpo
+    from harness.executors.trainer import Trainer
 
     grads = []
     for micro in (4, 1024):

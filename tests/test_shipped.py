@@ -11,8 +11,9 @@ import pytest
 import torch
 import yaml
 
-from harness import config, policy
-from harness.trainer import Trainer, exact_pass_rates
+from harness import config
+from harness.executors.trainer import Trainer, exact_pass_rates
+from harness.instrument import policy
 
 
 def _model_cfg(config_dir: Path, **changes) -> config.ModelConfig:

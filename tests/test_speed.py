@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from harness.configbase import ConfigError
-from harness.context import KeptGroups
+from harness.config.base import ConfigError
+from harness.core.context import KeptGroups
 from strategies.base import StepFeedback
 from strategies.registry import available, build_strategy, get_entry
 
@@ -185,8 +185,9 @@ def test_kept_groups_add_up_to_g_and_refuse_more() -> None:
 
 
 def test_runs_through_the_trainer(config_dir, built_test_model, tmp_path) -> None:
-    from harness import config, trainer
-    from harness.records import RunRecord
+    from harness import config
+    from harness.executors import trainer
+    from harness.runs.records import RunRecord
 
     # the test pair with the suite's G = 8, so the paper's 4 screening samples leave 4 to continue
     cfg = config.resolve("test-pair", "speed", seed=0, config_dir=config_dir,

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from rliable import metrics
 
-from harness import crosspair, stats
+from harness.protocol import crosspair, stats
 
 INF = math.inf
 
@@ -249,7 +249,7 @@ def test_stats_and_report_import_without_torch() -> None:
     # by the libraries), and the aggregate path (rliable, arch, scipy) runs too
     code = _BLOCK_TORCH + (
         "import numpy as np, pandas as pd\n"
-        "import harness.crosspair as st, harness.report\n"
+        "import harness.protocol.crosspair as st, harness.protocol.report\n"
         "runs = pd.DataFrame({'pair': ['A'] * 4, 'label': ['uniform', 'uniform', 'x', 'x'],\n"
         "                     'seed': [0, 1, 0, 1], 'time_to_target_s': [10.0, 12.0, 5.0, 6.0]})\n"
         "agg = st.aggregate(st.score_matrices(runs), reps=20)\n"

@@ -1,4 +1,4 @@
-"""The shared step core (harness.step): selection checks, fresh counts with replay, feedback,
+"""The shared step core (harness.core.step): selection checks, fresh counts with replay, feedback,
 counters and metrics from a batch worked out by hand, and its state round trip."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from harness import config
-from harness.replay import Group
-from harness.step import Batch, ExtraCost, StepCore, seed_for
+from harness.core.replay import Group
+from harness.core.step import Batch, ExtraCost, StepCore, seed_for
 from strategies.base import GroupFeedback, StepFeedback
 
 

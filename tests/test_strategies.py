@@ -54,7 +54,7 @@ def test_uniform_deterministic_and_resumable() -> None:
 
 
 def test_uniform_rejects_params() -> None:
-    from harness.configbase import ConfigError
+    from harness.config.base import ConfigError
 
     with pytest.raises(ConfigError, match="strategy.alpha"):
         build_strategy("uniform", {"alpha": 0.5}, pool_size=5, seed=0)

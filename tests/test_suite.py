@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import config, sweep
-from harness.paths import PROJECT_ROOT
+from harness import config
+from harness.protocol import sweep
+from harness.runs.paths import PROJECT_ROOT
 
 # the retired suite (v1), not the new one
 RETIRED_SUITE = PROJECT_ROOT / "studies" / "cpu-suite-v1" / "cpu-suite.yaml"
@@ -40,7 +41,7 @@ def test_six_pairs_validate_and_mirror_the_paper_structure() -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("pair", TINY_PAIRS)
 def test_base_policy_has_the_spread_of_real_math_rl(pair: str) -> None:
-    from harness.probe import probe
+    from harness.instrument.probe import probe
 
     row = probe(config.resolve(pair, "uniform", seed=0), max_questions=512, progress=False)
     assert 0.2 <= row["mean_pass_rate"] <= 0.6, row

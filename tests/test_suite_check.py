@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from harness import suite_check
+from harness.instrument import suite_check
 
 
 def test_check_runs_uniform_probes_and_scores_each_criterion(config_dir, built_test_model,

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import config, policy, suite
+from harness import config
+from harness.instrument import policy, suite
 
 SUITE = suite.load_suite("cpu")
 
@@ -24,7 +25,7 @@ def test_the_suite_has_six_pairs_with_recorded_accuracies() -> None:
 
 @pytest.mark.parametrize("pair", SUITE.pairs)
 def test_base_model_is_the_shipped_one_and_scores_as_recorded(pair: str, tmp_path: Path) -> None:
-    from harness.trainer import Trainer
+    from harness.executors.trainer import Trainer
 
     cfg = config.resolve(pair, "uniform")
     shipped = policy.shipped_dir(cfg.model)  # raises on a checksum mismatch
@@ -54,7 +55,7 @@ def test_frozen_changes_names_an_edited_pair_file(tmp_path: Path, monkeypatch) -
     import shutil
     import subprocess
 
-    from harness import paths
+    from harness.runs import paths
 
     root = tmp_path / "repo"
     shutil.copytree(paths.CONFIG_DIR, root / "configs")

@@ -17,10 +17,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from harness import config, sweep, sweep_exec, trainer
-from harness.paths import PROJECT_ROOT
-from harness.records import RunRecord
-from harness.sweep import BUSY, FINISHED, NEW, RESUME, SweepError
+from harness import config
+from harness.executors import trainer
+from harness.protocol import sweep, sweep_exec
+from harness.protocol.sweep import BUSY, FINISHED, NEW, RESUME, SweepError
+from harness.runs.paths import PROJECT_ROOT
+from harness.runs.records import RunRecord
 
 ORACLE = {"name": "oracle", "set": ["strategy.candidates=32", "strategy.samples=4"]}
 # the retired CPU suite (v1), archived with its sweeps in studies/cpu-suite-v1
@@ -132,7 +134,7 @@ def test_every_bad_entry_is_reported_and_cli_exits_2(sweep_configs, tmp_path, ca
                                                      monkeypatch) -> None:
     from harness import cli
 
-    monkeypatch.setattr("harness.paths.CONFIG_DIR", sweep_configs)  # as SELBENCH_CONFIG_DIR
+    monkeypatch.setattr("harness.runs.paths.CONFIG_DIR", sweep_configs)  # as SELBENCH_CONFIG_DIR
 
     body = {"pairs": ["test-pair"], "seeds": [0, 1],
             "strategies": ["uniform", "nope", {"name": "oracle", "set": ["strategy.mu=0"]}]}
@@ -149,7 +151,7 @@ def test_missing_predictor_stops_the_sweep_before_it_starts(sweep_configs, tmp_p
                                                             monkeypatch, capsys) -> None:
     from harness import cli
 
-    monkeypatch.setattr("harness.paths.CONFIG_DIR", sweep_configs)
+    monkeypatch.setattr("harness.runs.paths.CONFIG_DIR", sweep_configs)
     body = {"pairs": ["test-pair"], "strategies": ["uniform", "dots"], "seeds": [0, 1],
             "set": [f"predictor.artifact={tmp_path / 'nowhere'}"]}
     plan = _plan(sweep_configs, body, tmp_path, name="dots")

@@ -12,10 +12,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from harness.configbase import ConfigError
-from harness.tasks import Pool, Question, TaskConfig, extract_answer, load_pool
-from harness.tasks.gym import GymVerifier, apportion
-from harness.tasks.parquet import MathVerifier, TaskFileNotFound
+from harness.config.base import ConfigError
+from harness.instrument.tasks import Pool, Question, TaskConfig, extract_answer, load_pool
+from harness.instrument.tasks.gym import GymVerifier, apportion
+from harness.instrument.tasks.parquet import MathVerifier, TaskFileNotFound
 
 DEEPSCALER = Path(__file__).resolve().parents[1].parent / "shared/data/deepscaler_10240.parquet"
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.tasks import traces
-from harness.tasks.extract import extract_answer
+from harness.instrument.tasks import traces
+from harness.instrument.tasks.extract import extract_answer
 
 
 def test_products_first_then_sums_left_to_right() -> None:

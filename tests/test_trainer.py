@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 import torch
 
-from harness import config, grpo, trainer
-from harness.records import RunRecord
-from harness.step import MACHINE_KEY, tier_names, tier_shares
-from harness.trainer import Trainer
+from harness import config
+from harness.core import grpo
+from harness.core.step import MACHINE_KEY, tier_names, tier_shares
+from harness.executors import trainer
+from harness.executors.trainer import Trainer
+from harness.runs.records import RunRecord
 
 TIME_KEYS = ("time/", "train/grad_norm")
 
@@ -166,8 +168,8 @@ def test_oracle_rollouts_are_paid_on_the_clock(config_dir, built_test_model, tmp
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a torch without CUDA")
 def test_cuda_device_without_cuda_stops_with_a_config_error() -> None:
-    from harness.configbase import ConfigError
-    from harness.sampler import device_for as _device
+    from harness.config.base import ConfigError
+    from harness.core.sampler import device_for as _device
 
     assert _device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="train.device"):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from harness import config, trainer
-from harness.records import RunRecord
+from harness import config
+from harness.executors import trainer
+from harness.runs.records import RunRecord
 
 pytest.importorskip("tensorboard")
 

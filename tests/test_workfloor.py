@@ -6,7 +6,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from harness.workfloor import Shapes, forward_flops, matmul_rate, rollout_groups
+from harness.instrument.workfloor import Shapes, forward_flops, matmul_rate, rollout_groups
 
 
 def _model() -> Qwen2ForCausalLM:

@@ -1,6 +1,6 @@
 """Executors: what runs a run's GRPO loop. One entry point for the CLI and sweeps: :func:`run`.
 
-- ``inprocess``: :func:`harness.trainer.run` (torch + transformers in this process).
+- ``inprocess``: :func:`harness.executors.trainer.run` (torch + transformers in this process).
 - ``openrlhf``: :func:`harness.executors.openrlhf.run` (OpenRLHF on a Ray cluster, GPUs).
 
 Both write the same run records under ``results_root/runs/<run_id>/``. The executor is part of
@@ -14,7 +14,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from harness.configbase import ConfigError
+from harness.config.base import ConfigError
 from harness.executors.config import EXECUTORS, ExecutorConfig, OpenRLHFConfig
 
 __all__ = ["EXECUTORS", "ExecutorConfig", "OpenRLHFConfig", "check_inprocess", "run", "with_executor"]
@@ -36,7 +36,7 @@ def check_inprocess(cfg: Any) -> None:
                           "distribution: set eval.top_p=1.0 or use --executor openrlhf")
     if len(cfg.task.eval_sets) > 1:
         # its evaluate() is the mean over all questions; the mean over sets
-        # (harness.evalsets.accuracy) is what several named sets call for
+        # (harness.instrument.evalsets.accuracy) is what several named sets call for
         raise ConfigError("task.eval_sets", [e.name for e in cfg.task.eval_sets],
                           "the in-process executor averages over questions, not sets: keep one "
                           "eval set or use --executor openrlhf")
@@ -55,6 +55,6 @@ def run(cfg: Any, results_root: Path, progress: bool = True,
     if dry_run:
         raise ConfigError("--dry-run", True, "prints an OpenRLHF launch: add --executor openrlhf")
     check_inprocess(cfg)
-    from harness import trainer
+    from harness.executors import trainer
 
     return trainer.run(cfg, results_root, progress=progress)

@@ -1,6 +1,6 @@
 """The ``executor`` config section: which backbone runs the GRPO loop, and its settings.
 
-``inprocess`` is :mod:`harness.trainer` (torch + transformers in one process, CPU or one GPU);
+``inprocess`` is :mod:`harness.executors.trainer` (torch + transformers in one process, CPU or one GPU);
 ``openrlhf`` launches OpenRLHF's GRPO on a Ray cluster with selbench in charge of the data
 (:mod:`harness.executors.openrlhf`). The OpenRLHF settings describe the cluster and its engines;
 the GRPO math (batch, G, lr, clip, lengths, temperature) comes from ``train`` as for every run.
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from harness.configbase import check, opt
+from harness.config.base import check, opt
 
 EXECUTORS = ("inprocess", "openrlhf")
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.paths import cache_dir
+from harness.runs.paths import cache_dir
 
 # Bump when the pooling code changes so old caches are not mistaken for new vectors.
 _POOLING_VERSION = "1"

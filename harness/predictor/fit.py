@@ -31,8 +31,8 @@ from typing import Any
 import numpy as np
 
 from harness.config import RunConfig
-from harness.paths import cache_dir
-from harness.records import folder_lock
+from harness.runs.paths import cache_dir
+from harness.runs.records import folder_lock
 
 # Bump when the way labels are collected changes, so old caches are not mistaken for new ones.
 LABELS_VERSION = "1"
@@ -176,10 +176,10 @@ def _label_policy(trainer: Any, questions: np.ndarray, samples: int, step: int,
 
 def collect_labels(cfg: RunConfig, progress: bool = True) -> LabelSet:
     """Labels of the configured policies, from the cache where collected before."""
-    from harness import policy, positions
     from harness.config import dump
-    from harness.progress import bar as progress_bar
-    from harness.tasks import load_pool
+    from harness.instrument import policy, positions
+    from harness.instrument.tasks import load_pool
+    from harness.runs.progress import bar as progress_bar
 
     t0 = time.perf_counter()
     fc = cfg.predictor.fit
@@ -194,7 +194,7 @@ def collect_labels(cfg: RunConfig, progress: bool = True) -> LabelSet:
         todo = [s for s in fc.policy_steps if s not in have]
         train_rollouts = label_rollouts = 0
         if todo:
-            from harness.trainer import Trainer
+            from harness.executors.trainer import Trainer
 
             trainer = Trainer(cfg, folder / "run", progress=False)
             trainer.record.start(dump(cfg))  # run/config.yaml: what the collection key covers
@@ -261,12 +261,12 @@ def label_summary(labels: LabelSet) -> list[dict[str, float]]:
 def fit(cfg: RunConfig, progress: bool = True,
         log: Callable[[str], None] | None = None) -> FitReport:
     """Collect (or reuse) labels, embed the whole pool, train, save the artifact."""
-    from harness import policy, positions
+    from harness.instrument import policy, positions
+    from harness.instrument.tasks import load_pool
     from harness.predictor.embed import pool_hash
     from harness.predictor.model import PredictorSpec
     from harness.predictor.resources import artifact_dir, pool_embeddings
     from harness.predictor.train import fit_predictor
-    from harness.tasks import load_pool
 
     fc = cfg.predictor.fit
     if cfg.train.threads:

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from harness.configbase import check, opt
+from harness.config.base import check, opt
 
 # softplus(_SOFTPLUS_ONE) == 1: the calibration head starts as the identity map (temp 1, bias 0),
 # so training begins from the plain attention-weighted mean instead of a random rescaling.

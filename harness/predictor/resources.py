@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from harness.paths import cache_dir
 from harness.predictor.embed import Embedder, embed_texts, make_embedder
+from harness.runs.paths import cache_dir
 
 if TYPE_CHECKING:
     from harness.config import RunConfig

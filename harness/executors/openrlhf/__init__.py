@@ -62,8 +62,8 @@ class LaunchPlan:
 
 def model_location(cfg: RunConfig, build: bool) -> str:
     """The folder (or Hugging Face name) OpenRLHF loads; ``build`` also makes sure it exists."""
-    from harness import policy
-    from harness.tasks.tables import local_path
+    from harness.instrument import policy
+    from harness.instrument.tasks.tables import local_path
 
     if build:
         return str(policy.build(cfg.model, progress=False))
@@ -71,10 +71,10 @@ def model_location(cfg: RunConfig, build: bool) -> str:
         name = cfg.model.path
         local = name.startswith(("/", ".", "~")) or name.count("/") != 1
         return str(local_path(name)) if local else name
-    from harness.paths import cache_dir
+    from harness.runs.paths import cache_dir
 
     if cfg.model.kind == "smollm2":
-        from harness.models.smollm2 import MODEL_NAME
+        from harness.instrument.models.smollm2 import MODEL_NAME
 
         return str(cache_dir() / "models" / MODEL_NAME)
     return str(cache_dir() / "models" / policy.model_key(cfg.model))
@@ -152,12 +152,12 @@ def run(cfg: RunConfig, results_root: Path, dry_run: bool = False,
         print(format_plan(plan))
         return plan.run_dir, None
     check_machine()
-    from harness.tasks import load_pool
+    from harness.instrument.tasks import load_pool
 
     pool = load_pool(cfg.task, cfg.pair)  # missing data fails here, in a second, with the file
-    from harness import fingerprint
-    from harness.provenance import git_commit
-    from harness.records import RunBusyError, folder_lock
+    from harness.runs import fingerprint
+    from harness.runs.provenance import git_commit
+    from harness.runs.records import RunBusyError, folder_lock
 
     # one writer per run folder, as for the in-process executor (same lock file)
     with folder_lock(run_dir, RunBusyError.for_run(run_dir)):

@@ -35,13 +35,13 @@ from openrlhf.trainer.ppo_utils.samples_generator import SamplesGenerator
 from openrlhf.utils.utils import get_tokenizer
 
 from harness.config import load_resolved
+from harness.core.replay import Group
+from harness.core.step import MACHINE_KEY, StepCore
 from harness.executors.openrlhf import experiences as xp
 from harness.executors.openrlhf.flags import optimizer_steps
 from harness.executors.openrlhf.steploop import SelbenchLoop
-from harness.records import RunRecord, atomic_save
-from harness.replay import Group
-from harness.step import MACHINE_KEY, StepCore
-from harness.watch import Watch
+from harness.runs.records import RunRecord, atomic_save
+from harness.runs.watch import Watch
 from strategies.registry import build_strategy, get_entry
 
 SPEC_ENV = "SELBENCH_OPENRLHF_SPEC"
@@ -68,7 +68,7 @@ class SelbenchPPOTrainer(SelbenchLoop, BasePPOTrainer):
         super().__init__(strategy, actor_model_group, critic_model_group, reward_model_group,
                          reference_model_group, vllm_engines, tokenizer)
         self.generate_kwargs = generate_kwargs
-        from harness.tasks import load_pool
+        from harness.instrument.tasks import load_pool
 
         cfg = self.cfg
         self.pool = load_pool(cfg.task, cfg.pair)
@@ -78,7 +78,7 @@ class SelbenchPPOTrainer(SelbenchLoop, BasePPOTrainer):
         strategy_obj = build_strategy(
             cfg.strategy_name, {k: v for k, v in cfg.strategy.items() if k != "name"},
             pool_size=len(self.pool.train), seed=cfg.seed)
-        # the strategy, replay buffer, counters and the step's bookkeeping (harness.step)
+        # the strategy, replay buffer, counters and the step's bookkeeping (harness.core.step)
         self.core = StepCore(cfg, strategy_obj, [str(q.meta.get("tier", ""))
                                                  for q in self.pool.train])
         self.scorer = None
@@ -171,7 +171,7 @@ class SelbenchPPOTrainer(SelbenchLoop, BasePPOTrainer):
 
     def _summary(self, step: int) -> dict[str, Any]:
         probes = [v for _, name, v in self.record.read_metrics() if name == MACHINE_KEY]
-        data_file = self.run_dir / "data.json"  # written by the launcher (harness.fingerprint)
+        data_file = self.run_dir / "data.json"  # written by the launcher (harness.runs.fingerprint)
         data = json.loads(data_file.read_text()) if data_file.exists() else None
         if data is not None:  # as the in-process summary holds it: the commit is its own key
             data.pop("git_commit", None)

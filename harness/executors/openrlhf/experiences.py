@@ -8,7 +8,7 @@ carry its label (``{"i": pool index}``).
 
 - :func:`rewards_by_index` reads the per-prompt rewards the strategy is told about.
 - :func:`groups_from_experiences` cuts a batch (after the actor's forward, whose
-  ``action_log_probs`` are pi_old of the generating step) into :class:`harness.replay.Group`
+  ``action_log_probs`` are pi_old of the generating step) into :class:`harness.core.replay.Group`
   objects for the replay buffer: the behaviour log-probs of the paper's corrected loss.
 - :func:`replay_samples` turns a stored group back into single-sample Experiences whose
   ``rollout_log_probs`` are those behaviour log-probs, so OpenRLHF's importance correction
@@ -22,8 +22,8 @@ from typing import Any
 
 import torch
 
+from harness.core.replay import Group
 from harness.executors.openrlhf.reward import parse_label, train_label
-from harness.replay import Group
 
 
 def sample_reward(sample: Any) -> float:

@@ -14,11 +14,11 @@ the launch. How selbench's GRPO maps onto OpenRLHF's:
 - Rollout replay: replayed groups carry their behaviour log-probs as ``rollout_log_probs`` and fresh
   ones carry pi_old, so OpenRLHF's token-level importance correction with clipping and no bound,
   ``coef = pi_old / mu`` times the PPO-clip loss of ``pi / pi_old``, is exactly
-  :func:`harness.grpo.policy_loss` with ``behaviour_logp`` (tested in ``tests/test_openrlhf.py``).
+  :func:`harness.core.grpo.policy_loss` with ``behaviour_logp`` (tested in ``tests/test_openrlhf.py``).
 
 Prompts never come from OpenRLHF's dataset: no ``--data.prompt_dataset`` is passed, the selbench
 controller feeds the sample generator from the strategy; prompt text is rendered by selbench
-(:func:`harness.policy.render_prompt`), so no chat template or input template flag is passed.
+(:func:`harness.instrument.policy.render_prompt`), so no chat template or input template flag is passed.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from harness.config import RunConfig
-from harness.configbase import ConfigError
+from harness.config.base import ConfigError
 from strategies.base import selects_rollouts
 from strategies.registry import get_entry
 

@@ -72,7 +72,7 @@ def make_reward_func(config_path: str, model_path: str) -> Callable[..., dict[st
             if state:
                 return
             from harness.config import load_resolved
-            from harness.tasks import load_pool
+            from harness.instrument.tasks import load_pool
 
             cfg = load_resolved(Path(config_path))
             pool = load_pool(cfg.task, cfg.pair)

