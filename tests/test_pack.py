@@ -57,6 +57,7 @@ def test_the_sweep_plan_estimates_the_cost_left_from_finished_runs(results: Path
     import json
 
     from harness.protocol import sweep as sw
+    from harness.protocol import sweepcost
 
     spec = sw.SweepSpec(name="t", path=Path("<test>"), description="", pairs=["tiny600k-chainsum"],
                         strategies=[sw.StrategyItem(name="uniform"), sw.StrategyItem(name="mopps")],
@@ -64,7 +65,7 @@ def test_the_sweep_plan_estimates_the_cost_left_from_finished_runs(results: Path
     plan = sw.make_plan(spec, results)
     s = json.loads((results / "runs" / RUN / "summary.json").read_text())
     per_run_h = (s["clock_s"] + s["eval_s"]) / 3600
-    line = sw.estimate_cost(plan)
+    line = sweepcost.estimate_cost(plan)
     assert line.startswith(f"cost: 1 finished runs took {per_run_h:.1f} core-hours")
     # seed 3 of uniform at seed 0's rate; mopps has no finished run to go by
     assert f"the 3 left need about {per_run_h:.1f} core-hours for the 1 with" in line

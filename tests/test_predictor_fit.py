@@ -16,7 +16,7 @@ from harness import config as config_mod
 from harness.instrument.tasks import load_pool
 from harness.predictor import fit as fit_mod
 from harness.predictor import resources
-from harness.predictor.train import load_artifact
+from harness.predictor.artifact import load_artifact
 
 SMALL = [
     "predictor.fit.questions=40", "predictor.fit.samples=4", "predictor.fit.epochs=2",

@@ -15,7 +15,7 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from harness.protocol import report
+from harness.protocol import report, reportrecords
 from harness.runs.records import RunRecord
 
 EVERY = 2  # steps between evaluations
@@ -243,7 +243,7 @@ def test_report_on_two_real_runs(tmp_path: Path) -> None:
     out = Path(proc.stdout.strip())
     assert out == tmp_path / "report"
     runs = pd.read_csv(out / "runs.csv")
-    assert sorted(runs["label"]) == ["oracle", "oracle" + report.OFF_CLOCK_SUFFIX, "uniform"]
+    assert sorted(runs["label"]) == ["oracle", "oracle" + reportrecords.OFF_CLOCK_SUFFIX, "uniform"]
     # the target is uniform's smoothed final accuracy, recomputed here from its eval.csv
     uni = next((tmp_path / "runs").glob("tiny-b-arith__uniform__*"))
     acc = [r["accuracy"] for r in RunRecord(uni).read_eval()]
@@ -269,7 +269,7 @@ def test_oracle_is_reported_on_and_off_the_clock(tmp_path: Path) -> None:
         write_run(root, "pair-a", "uniform", seed, BASE, 1.0)
         # same steps to target as QUICK, but each step pays 1.5 s of estimation rollouts
         write_run(root, "pair-a", "oracle", seed, QUICK, 2.0, ref_samples=32, extra_per_step=1.5)
-    a = report.analyse(report.load_records(root), reps=200)
+    a = report.analyse(reportrecords.load_records(root), reps=200)
     runs = a.runs.set_index(["label", "seed"])
     # uniform meets 0.5 at step 6 (6 s); oracle at step 4: 8 s on the clock, 2 s off it
     assert runs.loc[("oracle", 0), "time_to_target_s"] == pytest.approx(8.0)

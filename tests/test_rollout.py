@@ -85,6 +85,30 @@ def test_sampling_is_reproducible(policy) -> None:
     assert torch.equal(runs[0].behaviour_logp, runs[1].behaviour_logp)
 
 
+def test_reserved_cache_samples_exactly_what_hfs_growing_cache_does(policy, monkeypatch) -> None:
+    """The decode writes tokens into a reserved KV buffer instead of concatenating: same tokens,
+    same log-probs, bit for bit, with rows finishing (and leaving the batch) at different steps."""
+    from transformers import DynamicCache
+
+    from harness.core import rollout
+
+    model, tok = policy
+
+    def draw():
+        return sample(model, _prompts(tok, 8), max_new_tokens=10, temperature=0.9,
+                      eos_ids=[tok.eos_token_id], pad_id=tok.pad_token_id,
+                      generator=torch.Generator().manual_seed(5))
+
+    ours = draw()
+    monkeypatch.setattr(rollout, "_reserved_cache", lambda capacity: DynamicCache())
+    hfs = draw()
+    lengths = ours.response_mask.sum(1)
+    assert lengths.min() < lengths.max()
+    assert torch.equal(ours.response_ids, hfs.response_ids)
+    assert torch.equal(ours.behaviour_logp, hfs.behaviour_logp)
+    assert ours.work == hfs.work
+
+
 def test_shared_prefix_logprobs_and_gradients_match_plain(policy) -> None:
     model, tok = policy
     ro = sample(model, _prompts(tok, 4), max_new_tokens=8, temperature=1.0,

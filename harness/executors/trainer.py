@@ -3,14 +3,13 @@
 One step: ask the strategy for prompts; sample G responses each (a rollout selector such as
 PODS gets n >= G and keeps G of them); score them; group-normalised advantages; PPO-clip update
 over mini-batches; feed the rewards back to the strategy.
-Evaluation runs with the clock stopped. The GRPO math itself lives in :mod:`harness.core.grpo`.
+Evaluation runs with the clock stopped. The GRPO math itself lives in :mod:`harness.core.grpo`,
+the optimizer, learning-rate schedule and PPO-clip loop in :mod:`harness.executors.inprocess_update`.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -24,7 +23,7 @@ from harness.config import RunConfig, dump
 from harness.core import grpo
 from harness.core.context import ContextBase, KeptGroups
 from harness.core.replay import Group, ReplayBuffer, collate, join_groups, split_groups
-from harness.core.rollout import Rollouts, length_buckets, sequence_logprobs, take_rows
+from harness.core.rollout import Rollouts, take_rows
 from harness.core.sampler import Sampler, device_for, exact_pass_rates  # noqa: F401 (re-export)
 from harness.core.step import (  # noqa: F401 (PHASES, MACHINE_KEY, seed_for: re-exported)
     CONTEXT_SALT,
@@ -37,6 +36,7 @@ from harness.core.step import (  # noqa: F401 (PHASES, MACHINE_KEY, seed_for: re
     StepCore,
     seed_for,
 )
+from harness.executors import inprocess_update as update
 from harness.instrument import policy, positions
 from harness.instrument.tasks import Pool, check_pool_size, load_pool
 from harness.runs import fingerprint, progress
@@ -111,15 +111,8 @@ class Trainer:
         )
         # the strategy, replay buffer, counters and the step's bookkeeping (harness.core.step)
         self.core = StepCore(cfg, strategy, train_tiers)
-        t = cfg.train
-        self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=t.lr, betas=tuple(t.adam_betas), weight_decay=t.weight_decay
-        )
-        self.ref_model = None
-        if t.kl_coef > 0:
-            self.ref_model = copy.deepcopy(self.model).eval()
-            for p in self.ref_model.parameters():
-                p.requires_grad_(False)
+        self.optimizer = update.make_optimizer(self.model, cfg.train)
+        self.ref_model = update.reference_model(self.model, cfg.train)  # None: no KL penalty
         self.scorer = None
         if get_entry(cfg.strategy_name).uses_predictor:
             # embedding the pool and projecting it once is set-up, like loading the model:
@@ -249,100 +242,29 @@ class Trainer:
         kept_rewards = rewards.reshape(-1)[rows].reshape(len(rewards), g)
         return take_rows(ro, rows), kept_rewards
 
-    def _micro_slices(self, rows: int) -> list[slice]:
-        mb = self.cfg.train.micro_batch_size
-        return [slice(i, min(i + mb, rows)) for i in range(0, rows, mb)]
-
-    @torch.no_grad()
-    def _logprobs_under(self, model: Any, ro: Rollouts,
-                        work: dict[str, int] | None = None) -> torch.Tensor:
-        temp = self.cfg.train.temperature
-        rows = ro.response_ids.shape[0]
-        return torch.cat([sequence_logprobs(model, ro, temp, s, work)
-                          for s in self._micro_slices(rows)])
-
+    # the update itself is harness.executors.inprocess_update's; train_step and tests use these names
     def _old_logprobs(self, ro: Rollouts, work: dict[str, int] | None = None
                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
         self.model.eval()
-        return self._logprobs_under(self.model, ro, work), self._ref_logprobs(ro, work)
+        return update.logprobs_under(self.model, ro, self.cfg.train, work), self._ref_logprobs(ro, work)
 
     def _ref_logprobs(self, ro: Rollouts, work: dict[str, int] | None = None
                       ) -> torch.Tensor | None:
-        return None if self.ref_model is None else self._logprobs_under(self.ref_model, ro, work)
+        return (None if self.ref_model is None
+                else update.logprobs_under(self.ref_model, ro, self.cfg.train, work))
 
     def _lr(self, step: int, mini: int) -> float:
-        """Linear warm-up over ``warmup_steps`` GRPO steps, then constant or a half cosine down to
-        ``lr_min_ratio * lr`` at the last step; computed from the step so that a resumed run
-        needs no scheduler state."""
-        t = self.cfg.train
-        n_mini = t.batch_size // t.mini_batch_size
-        done = (step - 1) * n_mini + mini + 1
-        if t.warmup_steps > 0 and done < t.warmup_steps * n_mini:
-            return t.lr * done / (t.warmup_steps * n_mini)
-        if t.lr_schedule == "constant":
-            return t.lr
-        decay = max(1, (t.steps - t.warmup_steps) * n_mini)
-        frac = min(1.0, max(0, done - t.warmup_steps * n_mini) / decay)
-        return t.lr * (t.lr_min_ratio + (1 - t.lr_min_ratio) * 0.5 * (1 + math.cos(math.pi * frac)))
+        return update.lr_at(self.cfg.train, step, mini)
 
     def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor | None,
                 ref_logp: torch.Tensor | None, step: int = 1,
                 replay_rows: torch.Tensor | None = None,
                 work: dict[str, int] | None = None) -> dict[str, float]:
-        """PPO-clip over mini-batches; ``old_logp=None`` takes each forward's own, detached
-        (only valid for a single mini-batch, where no optimizer step precedes any forward).
-
-        ``replay_rows`` marks rows replayed from the buffer: their ratio is taken against the
-        stored behaviour log-probs with the clip centred on pi_old / mu_old. Fresh rows use
-        pi_old as their behaviour policy (r_old = 1), so a micro-batch without replayed rows
-        computes exactly plain PPO-clip."""
-        t = self.cfg.train
-        g = t.group_size
-        self.model.train()
-        n_mini = t.batch_size // t.mini_batch_size
-        if old_logp is None and n_mini > 1:
-            raise ValueError("old_logp=None needs one mini-batch (mini_batch_size == batch_size)")
-        losses, kls, clip_fracs, grad_norms = [], [], [], []
-        for m in range(n_mini):
-            for group in self.optimizer.param_groups:
-                group["lr"] = self._lr(step, m)
-            lo, hi = m * t.mini_batch_size * g, (m + 1) * t.mini_batch_size * g
-            mini_tokens = ro.response_mask[lo:hi].sum().clamp(min=1)
-            self.optimizer.zero_grad(set_to_none=True)
-            mini_loss = 0.0
-            for rows in length_buckets(ro, lo, hi, g, t.micro_batch_size):
-                mask = ro.response_mask[rows]
-                logp = sequence_logprobs(self.model, ro, t.temperature, rows, work)
-                old = logp.detach() if old_logp is None else old_logp[rows]
-                behaviour = None
-                if replay_rows is not None and bool(replay_rows[rows].any()):
-                    behaviour = torch.where(replay_rows[rows].unsqueeze(-1),
-                                            ro.behaviour_logp[rows], old)
-                loss, st = grpo.policy_loss(logp, old, adv[rows], mask, t.clip_eps,
-                                            behaviour_logp=behaviour)
-                if ref_logp is not None:
-                    kl = grpo.masked_mean(grpo.k3_kl(logp, ref_logp[rows]), mask)
-                    loss = loss + t.kl_coef * kl
-                    kls.append(float(kl))
-                # weight micro-batches by their tokens so the mini-batch loss is a token-mean
-                weight = mask.sum() / mini_tokens
-                (loss * weight).backward()
-                mini_loss += float(loss.detach()) * float(weight)
-                clip_fracs.append(st["clip_frac"])
-            if t.grad_clip > 0:
-                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
-            else:
-                norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), float("inf"))
-            grad_norms.append(float(norm))
-            self.optimizer.step()
-            losses.append(mini_loss)
+        """PPO-clip over mini-batches (:func:`~harness.executors.inprocess_update.ppo_update`)."""
+        stats = update.ppo_update(self.model, self.optimizer, self.cfg.train, ro, adv, old_logp,
+                                  ref_logp, step, replay_rows, work)
         self.sampler.sync()  # a vLLM engine samples from its own copy: push the new weights
-        out = {"loss": float(np.mean(losses)), "clip_frac": float(np.mean(clip_fracs)),
-               "lr": self._lr(step, n_mini - 1),
-               "grad_norm": float(np.mean(grad_norms))}
-        if kls:
-            out["kl"] = float(np.mean(kls))
-        return out
+        return stats
 
     # ------------------------------------------------------------------ evaluation
 

@@ -16,10 +16,11 @@ _WHERE = {
     "sentence_transformer": "embed",
     "AdaptiveDifficultyPredictor": "model", "PredictorSpec": "model",
     "PoolScorer": "scorer",
+    **{name: "artifact" for name in (
+        "ARTIFACT_VERSION", "PredictorArtifact", "load_artifact", "save_artifact")},
     **{name: "train" for name in (
-        "ARTIFACT_VERSION", "FitResult", "PredictorArtifact", "apply_linear_calibration",
-        "fit_predictor", "linear_calibration", "load_artifact", "no_adapter_predict",
-        "save_artifact")},
+        "FitResult", "apply_linear_calibration", "fit_predictor", "linear_calibration",
+        "no_adapter_predict")},
 }
 
 __all__ = sorted(_WHERE)

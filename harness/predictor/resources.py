@@ -52,8 +52,8 @@ def artifact_dir(cfg: RunConfig) -> Path:
 def load_scorer(cfg: RunConfig, texts: list[str], model_path: Path) -> PoolScorer:
     """The frozen predictor over this pool, ready to score a round. Fails with the command to run
     when no artifact exists, and refuses one fitted on other embeddings (vectors would not match)."""
+    from harness.predictor.artifact import load_artifact
     from harness.predictor.scorer import PoolScorer
-    from harness.predictor.train import load_artifact
 
     where = artifact_dir(cfg)
     if not (where / "manifest.json").is_file():

@@ -1,4 +1,4 @@
-"""Offline training of the adaptive difficulty predictor, its evaluation, artifacts, calibration.
+"""Offline training of the adaptive difficulty predictor, its evaluation and calibration.
 
 Training data: a frozen embedding per question (``[N, D]``) and observed pass rates of those
 questions under P different policies (``[P, N]``, NaN where a policy was not rolled out on a
@@ -10,15 +10,13 @@ Evaluation holds out a fraction of questions (never used as queries or reference
 whole policy (never seen in training): the headline numbers are Pearson/Spearman on held-out
 questions under the held-out policy, with references drawn from that policy's training
 questions, next to the same numbers for raw embedding similarity without the trained adapter.
+
+A trained predictor is saved and loaded by :mod:`harness.predictor.artifact`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import os
-import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -29,23 +27,13 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file, save_file
 from scipy import stats
 
+from harness.predictor.artifact import save_artifact
 from harness.predictor.model import AdaptiveDifficultyPredictor, PredictorSpec
 
-# Bump the major number whenever weights, spec fields or the forward pass change meaning, so a
-# stale artifact is refused instead of silently producing different predictions.
-ARTIFACT_VERSION = "selbench-dots-predictor/1"
-_WEIGHTS_FILE = "weights.safetensors"
-_MANIFEST_FILE = "manifest.json"
-
-
-# --------------------------------------------------------------------------- calibration
-
-
-# numpy-only, so DOTS (torch-free) calibrates with the very same code
-from strategies.difficulty import apply_linear_calibration, linear_calibration  # noqa: E402,F401
+# calibration: numpy-only, so DOTS (torch-free) calibrates with the very same code
+from strategies.difficulty import apply_linear_calibration, linear_calibration  # noqa: F401
 
 # --------------------------------------------------------------------------- metrics & baseline
 
@@ -337,107 +325,3 @@ def _fit(
             else:
                 metrics[name + key] = val
     return FitResult(model, spec, metrics, history, train_q, heldout_q, hp)
-
-
-# --------------------------------------------------------------------------- artifacts
-
-
-@dataclass
-class PredictorArtifact:
-    """What :func:`load_artifact` returns: a ready (eval-mode) model and its provenance."""
-
-    model: AdaptiveDifficultyPredictor
-    spec: PredictorSpec
-    metrics: dict[str, Any]
-    meta: dict[str, Any]
-    version: str
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _jsonable(x: Any) -> Any:
-    """NaN/inf become null (strict JSON); numpy scalars/arrays become Python values."""
-    if isinstance(x, dict):
-        return {str(k): _jsonable(v) for k, v in x.items()}
-    if isinstance(x, list | tuple):
-        return [_jsonable(v) for v in x]
-    if isinstance(x, np.ndarray):
-        return _jsonable(x.tolist())
-    if isinstance(x, np.generic):
-        x = x.item()
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
-def save_artifact(
-    directory: str | Path,
-    model: AdaptiveDifficultyPredictor,
-    metrics: dict[str, Any] | None = None,
-    meta: dict[str, Any] | None = None,
-) -> Path:
-    """Write ``weights.safetensors`` and ``manifest.json`` (version, spec, metrics, meta, hash).
-
-    Each file is written atomically and the manifest last, so a crash mid-save never leaves a
-    manifest pointing at half-written weights. ``meta`` is free-form provenance (e.g. the
-    embedder key, so a run can refuse embeddings from a different embedder).
-    """
-    d = Path(directory)
-    d.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=d, prefix=".weights.", suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata={"version": ARTIFACT_VERSION})
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-        os.replace(tmp, d / _WEIGHTS_FILE)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    manifest = {
-        "version": ARTIFACT_VERSION,
-        "created_unix": time.time(),
-        "spec": model.spec.to_dict(),
-        "metrics": _jsonable(metrics or {}),
-        "meta": _jsonable(meta or {}),
-        "weights_file": _WEIGHTS_FILE,
-        "weights_sha256": digest,
-    }
-    _atomic_write_bytes(d / _MANIFEST_FILE, json.dumps(manifest, indent=2).encode())
-    return d
-
-
-def load_artifact(directory: str | Path) -> PredictorArtifact:
-    """Load and verify an artifact written by :func:`save_artifact` (version and weight hash)."""
-    d = Path(directory)
-    manifest_path = d / _MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"no predictor artifact at {d} (missing {_MANIFEST_FILE})")
-    manifest = json.loads(manifest_path.read_text())
-    version = str(manifest.get("version", ""))
-    name, _, major = version.partition("/")
-    want_name, _, want_major = ARTIFACT_VERSION.partition("/")
-    if name != want_name or major.split(".")[0] != want_major.split(".")[0]:
-        raise ValueError(
-            f"artifact {d} has version {version!r}; this code reads {ARTIFACT_VERSION}"
-        )
-    weights = d / manifest.get("weights_file", _WEIGHTS_FILE)
-    digest = hashlib.sha256(weights.read_bytes()).hexdigest()
-    if digest != manifest.get("weights_sha256"):
-        raise ValueError(f"{weights} does not match the hash in {manifest_path} (corrupt/mixed)")
-    spec = PredictorSpec.from_dict(manifest["spec"])
-    model = AdaptiveDifficultyPredictor(spec)
-    model.load_state_dict(load_file(str(weights)))
-    model.eval()
-    return PredictorArtifact(
-        model, spec, manifest.get("metrics", {}), manifest.get("meta", {}), version
-    )

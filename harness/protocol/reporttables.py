@@ -14,11 +14,8 @@ import numpy as np
 import pandas as pd
 
 from harness.protocol import claims, stats
-from harness.protocol.report import (
-    CLOCK_NAMES,
-    MACHINE_TOLERANCE,
-    Records,
-)
+from harness.protocol.report import CLOCK_NAMES, MACHINE_TOLERANCE
+from harness.protocol.reportrecords import Records
 
 if TYPE_CHECKING:
     from harness.protocol.report import Analysis

@@ -15,7 +15,8 @@ A sweep file (``configs/sweeps/<name>.yaml``, or any path: the archived studies'
 
 Override order, later wins: the sweep's ``set``, the strategy entry's ``set``, its ``replay``.
 Every run config is resolved and validated before anything starts, so a typo in entry 40 of 126
-fails in a second instead of after hours. Execution lives in :mod:`harness.protocol.sweep_exec`.
+fails in a second instead of after hours. Execution lives in :mod:`harness.protocol.sweep_exec`,
+the plan's cost estimate in :mod:`harness.protocol.sweepcost`.
 """
 
 from __future__ import annotations
@@ -294,6 +295,8 @@ def default_workers(runs: list[PlannedRun], cores: int | None = None) -> int:
 
 
 def format_plan(plan: Plan, verbose: bool = False) -> str:
+    from harness.protocol.sweepcost import estimate_cost  # here: sweepcost imports this module
+
     spec, c = plan.spec, plan.counts
     lines = [
         f"sweep {spec.name} ({spec.path}): {len(plan.runs)} runs = {len(spec.pairs)} pairs x "
@@ -308,60 +311,6 @@ def format_plan(plan: Plan, verbose: bool = False) -> str:
         for run in plan.runs:
             lines.append(f"  {run.state:8s} {run.steps_logged:4d}/{run.steps:<4d} {run.run_id}")
     return "\n".join(lines)
-
-
-def _core_seconds_per_step(run_dir: Path) -> float | None:
-    """A finished run's measured cost per step in core-seconds (on-clock training plus
-    evaluation, times its torch threads), from its summary; None when unreadable."""
-    try:
-        s = json.loads((run_dir / "summary.json").read_text())
-        threads = yaml_threads(run_dir)
-        return (float(s["clock_s"]) + float(s.get("eval_s", 0.0))) * threads / max(1, int(s["steps"]))
-    except (FileNotFoundError, KeyError, ValueError, TypeError):
-        return None
-
-
-def yaml_threads(run_dir: Path) -> int:
-    """``train.threads`` of a run folder's config (0, torch's default, counts as 1 core: the
-    runs a sweep estimates use one thread each)."""
-    import yaml
-
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
-    return max(1, int((cfg.get("train") or {}).get("threads") or 1))
-
-
-def estimate_cost(plan: Plan) -> str:
-    """One line: what the finished runs cost in core-hours, and what the rest will cost at the
-    measured rate of finished runs of the same pair and strategy (a sample of the sweep, measured
-    on this machine; wall-clock on a shared machine moves by tens of percent)."""
-    rates: dict[tuple[str, str], list[float]] = {}
-    done_s = 0.0
-    n_done = 0
-    for run in plan.runs:
-        if run.state != FINISHED:
-            continue
-        rate = _core_seconds_per_step(plan.results_root / "runs" / run.run_id)
-        if rate is None:
-            continue
-        rates.setdefault((run.pair, run.label), []).append(rate)
-        done_s += rate * run.steps
-        n_done += 1
-    left = [r for r in plan.runs if r.state != FINISHED]
-    if not n_done:
-        return ""
-    est_s, known = 0.0, 0
-    for run in left:
-        sample = rates.get((run.pair, run.label))
-        if sample:
-            est_s += sorted(sample)[len(sample) // 2] * (run.steps - run.steps_logged)
-            known += 1
-    line = f"cost: {n_done} finished runs took {done_s / 3600:.1f} core-hours"
-    if left:
-        line += (f"; the {len(left)} left need about {est_s / 3600:.1f} core-hours for the "
-                 f"{known} with a finished run of the same pair and strategy to go by")
-        if known < len(left):
-            line += f", and {len(left) - known} more with none measured yet"
-    return line
 
 
 def write_metadata(plan: Plan) -> Path:

@@ -9,9 +9,10 @@ pool cannot fill a batch or has nothing to evaluate on, before any model loads.
 from __future__ import annotations
 
 from harness.config.base import ConfigError
-from harness.instrument.tasks.base import Pool, Question, TaskDataError, Verifier, check_pool_size
+from harness.instrument.tasks.base import Pool, Question, TaskDataError, check_pool_size
 from harness.instrument.tasks.config import TaskConfig
 from harness.instrument.tasks.extract import extract_answer
+from harness.instrument.tasks.verifier import Verifier
 
 __all__ = ["Pool", "Question", "TaskConfig", "TaskDataError", "Verifier", "check_pool_size",
            "extract_answer", "load_pool"]

@@ -10,9 +10,10 @@ from collections.abc import Callable
 from typing import Any
 
 from harness.config.base import ConfigError
-from harness.instrument.tasks.base import NonFiniteScore, Pool, Question, Verifier
+from harness.instrument.tasks.base import Pool, Question
 from harness.instrument.tasks.config import TaskConfig
 from harness.instrument.tasks.extract import extract_answer
+from harness.instrument.tasks.verifier import NonFiniteScore, Verifier
 
 ScoreFn = Callable[[str | None, dict[str, Any]], float]
 

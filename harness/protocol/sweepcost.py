@@ -1,0 +1,67 @@
+"""The cost of a sweep in core-hours, from the measured rate of its finished runs.
+
+:func:`estimate_cost` is the ``cost:`` line of the plan :func:`harness.protocol.sweep.format_plan`
+prints: what the finished runs took, and what the runs left will take at the rate of finished runs
+of the same pair and strategy.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from harness.protocol.sweep import FINISHED, Plan
+
+
+def _core_seconds_per_step(run_dir: Path) -> float | None:
+    """A finished run's measured cost per step in core-seconds (on-clock training plus
+    evaluation, times its torch threads), from its summary; None when unreadable."""
+    try:
+        s = json.loads((run_dir / "summary.json").read_text())
+        threads = yaml_threads(run_dir)
+        return (float(s["clock_s"]) + float(s.get("eval_s", 0.0))) * threads / max(1, int(s["steps"]))
+    except (FileNotFoundError, KeyError, ValueError, TypeError):
+        return None
+
+
+def yaml_threads(run_dir: Path) -> int:
+    """``train.threads`` of a run folder's config (0, torch's default, counts as 1 core: the
+    runs a sweep estimates use one thread each)."""
+    import yaml
+
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
+    return max(1, int((cfg.get("train") or {}).get("threads") or 1))
+
+
+def estimate_cost(plan: Plan) -> str:
+    """One line: what the finished runs cost in core-hours, and what the rest will cost at the
+    measured rate of finished runs of the same pair and strategy (a sample of the sweep, measured
+    on this machine; wall-clock on a shared machine moves by tens of percent)."""
+    rates: dict[tuple[str, str], list[float]] = {}
+    done_s = 0.0
+    n_done = 0
+    for run in plan.runs:
+        if run.state != FINISHED:
+            continue
+        rate = _core_seconds_per_step(plan.results_root / "runs" / run.run_id)
+        if rate is None:
+            continue
+        rates.setdefault((run.pair, run.label), []).append(rate)
+        done_s += rate * run.steps
+        n_done += 1
+    left = [r for r in plan.runs if r.state != FINISHED]
+    if not n_done:
+        return ""
+    est_s, known = 0.0, 0
+    for run in left:
+        sample = rates.get((run.pair, run.label))
+        if sample:
+            est_s += sorted(sample)[len(sample) // 2] * (run.steps - run.steps_logged)
+            known += 1
+    line = f"cost: {n_done} finished runs took {done_s / 3600:.1f} core-hours"
+    if left:
+        line += (f"; the {len(left)} left need about {est_s / 3600:.1f} core-hours for the "
+                 f"{known} with a finished run of the same pair and strategy to go by")
+        if known < len(left):
+            line += f", and {len(left) - known} more with none measured yet"
+    return line
