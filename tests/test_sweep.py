@@ -6,6 +6,7 @@ import csv
 import fcntl
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -256,6 +257,12 @@ def test_local_sweep_failure_does_not_stop_others(sweep_configs, built_test_mode
     assert sweep_exec.exit_code(outcomes) == 1
     summary = json.loads((tmp_path / "runs" / good.run_id / "summary.json").read_text())
     assert summary["steps"] == 2 and summary["seed"] == 0
+    # the closing lines say where the finished run's time went: phases that make up its steps
+    text = sweep_exec.format_outcomes(plan, outcomes)
+    (line,) = [ln for ln in text.splitlines() if "time per phase (1 runs" in ln]
+    shares = [int(s) for s in re.findall(r"(?:select|generate|reward|logprobs|update) (\d+)%", line)]
+    assert "generate" in line and "update" in line and 97 <= sum(shares) <= 103, line
+    assert re.search(r"evaluation, off the clock, \+\d+%", line), line
     # planned again, the finished run is skipped and only the failed one is left to do
     again = _plan(sweep_configs, body, tmp_path, name="mixed")
     assert [r.run_id for r in again.todo()] == [bad.run_id]

@@ -325,6 +325,12 @@ def format_outcomes(plan: Plan, outcomes: list[Outcome]) -> str:
             lines.append(f"  {status}: {o.run.run_id}: {o.message}")
     if by[INTERRUPTED]:
         lines.append("  interrupted: rerun the same command to resume from the checkpoints")
+    if by[DONE]:
+        from harness.protocol.sweepcost import phase_shares
+
+        shares = phase_shares([plan.results_root / "runs" / o.run.run_id for o in by[DONE]])
+        if shares:
+            lines.append("  " + shares)
     return "\n".join(lines)
 
 

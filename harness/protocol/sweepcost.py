@@ -65,3 +65,35 @@ def estimate_cost(plan: Plan) -> str:
         if known < len(left):
             line += f", and {len(left) - known} more with none measured yet"
     return line
+
+
+# the on-clock phases of a step, as metrics.csv logs them (time/step is their sum); a strategy's
+# extra rollouts (DOTS's reference set, SPEED's screening) run inside select
+PHASES = ("select", "generate", "reward", "logprobs", "update")
+
+
+def phase_shares(run_dirs: list[Path]) -> str:
+    """One line: where the time of these runs went, per on-clock phase as a share of their steps'
+    time, and evaluation (off the clock) relative to it. Empty when no run has records."""
+    from harness.runs.records import RunRecord
+
+    totals = dict.fromkeys((*PHASES, "extra_rollouts", "step"), 0.0)
+    eval_s = 0.0
+    for run_dir in run_dirs:
+        try:
+            rows = RunRecord(run_dir).read_metrics()
+            eval_s += float(json.loads((run_dir / "summary.json").read_text()).get("eval_s", 0.0))
+        except (FileNotFoundError, ValueError):
+            continue
+        for _, key, value in rows:
+            name = key.removeprefix("time/")
+            if name != key and name in totals:
+                totals[name] += value
+    if totals["step"] <= 0:
+        return ""
+    shares = " | ".join(f"{p} {totals[p] / totals['step']:.0%}" for p in PHASES
+                        if totals[p] / totals["step"] >= 0.005)
+    if totals["extra_rollouts"] / totals["step"] >= 0.005:
+        shares += f" (extra rollouts {totals['extra_rollouts'] / totals['step']:.0%}, in select)"
+    return (f"time per phase ({len(run_dirs)} runs, {totals['step'] / 3600:.2f} h of steps): "
+            f"{shares}; evaluation, off the clock, +{eval_s / totals['step']:.0%}")
