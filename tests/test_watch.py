@@ -1,5 +1,5 @@
-"""``watch.tensorboard``: event files beside the CSV records, holding the same numbers, and a
-switch that does not change what the run is."""
+"""``watch.tensorboard`` and ``watch.wandb``: event files and an offline W&B run beside the CSV
+records, holding the same numbers, and switches that do not change what the run is."""
 
 from __future__ import annotations
 
@@ -28,16 +28,6 @@ def test_tensorboard_events_hold_the_records_numbers(config_dir, built_test_mode
         want = [(s, v) for s, k, v in rows if k == key]
         got = [(e.step, e.value) for e in events.Scalars(key)]
         assert want and got == [(s, pytest.approx(v, rel=1e-6)) for s, v in want], key
-
-
-def test_watch_tensorboard_without_the_package_is_a_one_line_error(monkeypatch) -> None:
-    import importlib.util
-
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "tensorboard" else real(name, *a))
-    with pytest.raises(config.ConfigError, match="watch.tensorboard.*pip install tensorboard"):
-        config.resolve("tiny600k-chainsum", "uniform", overrides=["watch.tensorboard=true"])
 
 
 def _wandb_history(run_dir) -> dict[str, list[tuple[int, float]]]:
@@ -93,11 +83,12 @@ def test_wandb_offline_run_holds_the_records_numbers(config_dir, built_test_mode
         assert want and history[key] == [(s, pytest.approx(v, rel=1e-6)) for s, v in want], key
 
 
-def test_watch_wandb_without_the_package_is_a_one_line_error(monkeypatch) -> None:
+@pytest.mark.parametrize("package", ["tensorboard", "wandb"])
+def test_a_watch_without_its_package_is_a_one_line_error(package, monkeypatch) -> None:
     import importlib.util
 
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "wandb" else real(name, *a))
-    with pytest.raises(config.ConfigError, match="watch.wandb.*pip install wandb"):
-        config.resolve("tiny600k-chainsum", "uniform", overrides=["watch.wandb=true"])
+                        lambda name, *a: None if name == package else real(name, *a))
+    with pytest.raises(config.ConfigError, match=f"watch.{package}.*pip install {package}"):
+        config.resolve("tiny600k-chainsum", "uniform", overrides=[f"watch.{package}=true"])
