@@ -67,7 +67,8 @@ def test_the_sweep_plan_estimates_the_cost_left_from_finished_runs(results: Path
     per_run_h = (s["clock_s"] + s["eval_s"]) / 3600
     line = sweepcost.estimate_cost(plan)
     assert line.startswith(f"cost: 1 finished runs took {per_run_h:.1f} core-hours")
-    # seed 3 of uniform at seed 0's rate; mopps has no finished run to go by
-    assert f"the 3 left need about {per_run_h:.1f} core-hours for the 1 with" in line
-    assert line.endswith("and 2 more with none measured yet")
+    # seed 3 of uniform at seed 0's rate; mopps, with no finished run of its own, at the pair's
+    assert f"the 3 left need about {3 * per_run_h:.1f} core-hours" in line
+    assert line.endswith("(1 priced by finished runs of the same pair and strategy, "
+                         "2 by other strategies on the pair)")
     assert line in sw.format_plan(plan)

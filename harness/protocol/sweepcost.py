@@ -33,10 +33,16 @@ def yaml_threads(run_dir: Path) -> int:
     return max(1, int((cfg.get("train") or {}).get("threads") or 1))
 
 
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
 def estimate_cost(plan: Plan) -> str:
     """One line: what the finished runs cost in core-hours, and what the rest will cost at the
-    measured rate of finished runs of the same pair and strategy (a sample of the sweep, measured
-    on this machine; wall-clock on a shared machine moves by tens of percent)."""
+    measured per-step rate of finished runs (a sample of the sweep, measured on this machine;
+    wall-clock on a shared machine moves by tens of percent). A run left is priced by finished
+    runs of its pair and strategy; with none, of its strategy on other pairs; then of its pair;
+    then of any finished run. The line says how many runs each tier priced."""
     rates: dict[tuple[str, str], list[float]] = {}
     done_s = 0.0
     n_done = 0
@@ -52,19 +58,29 @@ def estimate_cost(plan: Plan) -> str:
     left = [r for r in plan.runs if r.state != FINISHED]
     if not n_done:
         return ""
-    est_s, known = 0.0, 0
-    for run in left:
-        sample = rates.get((run.pair, run.label))
-        if sample:
-            est_s += sorted(sample)[len(sample) // 2] * (run.steps - run.steps_logged)
-            known += 1
     line = f"cost: {n_done} finished runs took {done_s / 3600:.1f} core-hours"
-    if left:
-        line += (f"; the {len(left)} left need about {est_s / 3600:.1f} core-hours for the "
-                 f"{known} with a finished run of the same pair and strategy to go by")
-        if known < len(left):
-            line += f", and {len(left) - known} more with none measured yet"
-    return line
+    if not left:
+        return line
+    by_label: dict[str, list[float]] = {}
+    by_pair: dict[str, list[float]] = {}
+    for (pair, label), sample in rates.items():
+        by_label.setdefault(label, []).extend(sample)
+        by_pair.setdefault(pair, []).extend(sample)
+    every = [r for sample in rates.values() for r in sample]
+    est_s, tiers = 0.0, [0, 0, 0, 0]
+    for run in left:
+        for tier, sample in enumerate((rates.get((run.pair, run.label)), by_label.get(run.label),
+                                       by_pair.get(run.pair), every)):
+            if sample:
+                est_s += _median(sample) * (run.steps - run.steps_logged)
+                tiers[tier] += 1
+                break
+    line += (f"; the {len(left)} left need about {est_s / 3600:.1f} core-hours "
+             f"({tiers[0]} priced by finished runs of the same pair and strategy")
+    extrapolated = [f"{n} by {what}" for n, what in zip(
+        tiers[1:], ("the strategy on other pairs", "other strategies on the pair",
+                    "all finished runs"), strict=True) if n]
+    return line + (", " + ", ".join(extrapolated) if extrapolated else "") + ")"
 
 
 # the on-clock phases of a step, as metrics.csv logs them (time/step is their sum); a strategy's
