@@ -8,9 +8,9 @@ samples ``--repeats`` times after one warm-up; tokens/s uses the median time. Al
 start-up and one weight push (``sync_weights``, what each training step pays).
 
 Needs vLLM: run it with .venv-vllm/bin/python (bash scripts/setup_vllm.sh). Writes a markdown
-table to results/bench_engines.md (and .json) and prints it:
+table to results/bench/engines.md (and .json) and prints it:
 
-    .venv-vllm/bin/python scripts/bench_engines.py --pairs smollm2-arith tiny-b-chainsum
+    .venv-vllm/bin/python scripts/bench_engines.py --pairs smollm2-arith tiny1m-chainsum
 """
 
 from __future__ import annotations
@@ -95,7 +95,7 @@ def table(rows: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--pairs", nargs="+", default=["smollm2-arith", "tiny-b-chainsum"])
+    parser.add_argument("--pairs", nargs="+", default=["smollm2-arith", "tiny1m-chainsum"])
     parser.add_argument("--engines", nargs="+", default=["hf", "vllm"], choices=engines.ENGINES)
     parser.add_argument("--prompts", type=int, default=0, help="questions (default: the pair's B)")
     parser.add_argument("--samples", type=int, default=0, help="samples each (default: the pair's G)")
@@ -103,12 +103,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="tokens per sequence (default: the pair's max_new_tokens)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--out", type=Path, default=None, help="default: results/bench_engines.md")
+    parser.add_argument("--out", type=Path, default=None, help="default: results/bench/engines.md")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = [row for pair in args.pairs for row in bench_pair(pair, args)]
-    out = args.out or results_dir() / "bench_engines.md"
+    out = args.out or results_dir() / "bench" / "engines.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     header = (f"Generation throughput, {time.strftime('%Y-%m-%d')}, {platform.processor() or platform.machine()}, "
               f"{rows[0]['threads']} torch threads; median of {args.repeats} runs after a warm-up; "

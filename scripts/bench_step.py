@@ -29,6 +29,7 @@ import torch  # noqa: E402
 
 from harness import config  # noqa: E402
 from harness.core.rollout import Rollouts  # noqa: E402
+from harness.core.step import TRAIN_SALT  # noqa: E402
 from harness.executors.trainer import Trainer  # noqa: E402
 from harness.instrument.workfloor import Shapes, matmul_rate, rollout_groups, step_forward_flops  # noqa: E402
 
@@ -36,22 +37,28 @@ PAIRS = ["tiny1m-chainsum", "tiny600k-chainsum"]
 TARGET = 2.0
 
 
-class _Observed(Trainer):
-    """The real trainer, keeping the last step's fresh rollouts for the FLOP count."""
+def _observed(trainer: Trainer) -> Trainer:
+    """The real trainer, keeping the last step's fresh rollouts (its own batch, not a strategy's
+    extra rollouts) for the FLOP count."""
+    generate = trainer.sampler.generate
 
-    def _generate(self, indices: list[int], n_samples: int, step: int,
-                  salt: int) -> tuple[Rollouts, list[str]]:
-        ro, texts = super()._generate(indices, n_samples, step, salt)
-        if salt == 0:  # the step's own batch, not a strategy's extra rollouts
-            self.last_rollouts = ro
+    def keep(indices: list[int], n_samples: int, step: int, salt: int) -> tuple[Rollouts, list[str]]:
+        ro, texts = generate(indices, n_samples, step, salt)
+        if salt == TRAIN_SALT:
+            trainer.last_rollouts = ro
         return ro, texts
 
+    trainer.sampler.generate = keep
+    return trainer
 
-def bench_pair(pair: str, steps: int, threads: int) -> dict[str, Any]:
+
+def bench_pair(pair: str, steps: int, threads: int, config_dir: Path | None = None
+               ) -> dict[str, Any]:
     cfg = config.resolve(pair, "uniform", overrides=[f"train.threads={threads}",
-                                                     "train.checkpoint_every=0"])
+                                                     "train.checkpoint_every=0"],
+                         **({"config_dir": config_dir} if config_dir else {}))
     with tempfile.TemporaryDirectory() as tmp:
-        trainer = _Observed(cfg, Path(tmp) / "run", progress=False)
+        trainer = _observed(Trainer(cfg, Path(tmp) / "run", progress=False))
         shapes = Shapes.of(trainer.model)
         rows = []
         for step in range(1, steps + 2):  # step 1 warms the allocator and kernel choices up

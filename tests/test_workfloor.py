@@ -48,3 +48,23 @@ def test_rollout_groups_and_rate() -> None:
     r_mask = torch.tensor([[1.0, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0]])
     assert rollout_groups(p_mask, r_mask, 2) == [(2, [2, 1]), (3, [3, 2])]
     assert matmul_rate(Shapes.of(_model()), rows=32, seconds=0.005) > 1e6
+
+
+def test_the_step_benchmark_script_measures_a_real_step(config_dir, built_test_model) -> None:
+    """scripts/bench_step.py (results/bench/step.md) runs the real trainer: kept runnable here."""
+    import importlib.util
+    import sys
+
+    from harness.runs.paths import PROJECT_ROOT
+
+    spec = importlib.util.spec_from_file_location("bench_step", PROJECT_ROOT / "scripts" / "bench_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    sys.modules["bench_step"] = bench
+    spec.loader.exec_module(bench)
+    result = bench.bench_pair("test-pair", steps=1, threads=1, config_dir=config_dir)
+    for phase in ("generate", "update"):
+        p = result["phases"][phase]
+        assert p["measured"] > 0 and p["flops"] > 0 and p["floor"] > 0
+        assert 0 < p["real"] <= p["padded"]
+    text = bench.table([result], 1, 1)
+    assert "| test-pair | | whole step |" in text
