@@ -69,3 +69,13 @@ def test_the_worked_sweep_plans_uniform_against_it(example_module, tmp_path: Pat
     assert sorted({r.label for r in plan.runs}) == ["near_half:ENTRY", "uniform"]
     assert sorted(r.seed for r in plan.runs) == [0, 0, 1, 1, 2, 2]
     assert {r.cfg.pair for r in plan.runs} == {"tiny600k-chainsum"}
+
+
+def test_the_performance_section_is_generated_from_the_benchmark_tables() -> None:
+    """README.md's performance block is what scripts/bench_readme.py makes of results/bench/."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "bench_readme.py"),
+                           "--check"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "<!-- performance:start -->\n| measure |" in README.read_text()
