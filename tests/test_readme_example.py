@@ -71,11 +71,12 @@ def test_the_worked_sweep_plans_uniform_against_it(example_module, tmp_path: Pat
     assert {r.cfg.pair for r in plan.runs} == {"tiny600k-chainsum"}
 
 
-def test_the_performance_section_is_generated_from_the_benchmark_tables() -> None:
-    """README.md's performance block is what scripts/bench_readme.py makes of results/bench/."""
+def test_the_generated_tables_are_current() -> None:
+    """README.md's leaderboard and performance blocks are what scripts/readme_tables.py makes of
+    the committed report and benchmark tables."""
     import subprocess
 
-    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "bench_readme.py"),
+    proc = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "readme_tables.py"),
                            "--check"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert "<!-- performance:start -->\n| measure |" in README.read_text()

@@ -1,21 +1,24 @@
-"""The README's performance section, generated from the benchmark tables in ``results/bench/``.
+"""The README's generated tables: the leaderboard (from the committed report in
+``results/leaderboard/report/``) and performance (from the benchmark tables in ``results/bench/``).
 
-Each row is a headline number of one committed table (the table says how it was measured and the
-command that regenerates it), beside its target. ``python scripts/bench_readme.py`` rewrites the
-block between ``<!-- performance:start -->`` and ``<!-- performance:end -->`` in README.md;
-``--check`` exits 1 when the README's block is not what the tables give (a test runs it).
+Each performance row is a headline number of one committed table (the table says how it was
+measured and the command that regenerates it), beside its target. ``python
+scripts/readme_tables.py`` rewrites the blocks between ``<!-- NAME:start -->`` and
+``<!-- NAME:end -->`` in README.md; ``--check`` exits 1 when a block is not what the committed
+files give (a test runs it), so the README cannot drift from the records.
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import re
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "results" / "bench"
-START, END = "<!-- performance:start -->", "<!-- performance:end -->"
+LEADERBOARD = ROOT / "results" / "leaderboard"
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -32,7 +35,42 @@ def _num(text: str) -> float:
     return float(re.sub(r"[^0-9.eE+-]", "", text))
 
 
-def section(bench: Path = BENCH) -> str:
+def _ci(value: str, lo: str, hi: str) -> str:
+    return f"{float(value):.2f} [{float(lo):.2f}, {float(hi):.2f}]"
+
+
+def leaderboard(results: Path = LEADERBOARD) -> str:
+    sys.path.insert(0, str(ROOT))
+    from harness.protocol import sweep
+
+    spec = sweep.load_spec(ROOT / "configs" / "sweeps" / "leaderboard.yaml")
+    planned = len(spec.pairs) * len(spec.strategies) * len(spec.seeds)
+    finished = sum(1 for d in (results / "runs").iterdir() if (d / "summary.json").is_file())
+    report = results / "report"
+    with (report / "leaderboard.csv").open() as fh:
+        board = list(csv.DictReader(fh))
+    with (report / "pairs.csv").open() as fh:
+        pairs = list(csv.DictReader(fh))
+    out = [f"**{finished} of {planned} runs finished** (pairs x strategies x seeds of the sweep "
+           "file); speedup over uniform to the held target on the cost clock, IQM across the pairs "
+           "a strategy has run on, 95% interval; from `results/leaderboard/report/leaderboard.md`:",
+           "", "| rank | strategy | pairs | runs reaching target | speedup [95% CI] | "
+           "P(improve) [95% CI] |", "|---|---|---|---|---|---|"]
+    for row in board:
+        label = row["label"]
+        mine = [p for p in pairs if p["label"] == label]
+        reached = sum(int(p["reached"]) for p in mine)
+        seeds = sum(int(p["seeds"]) for p in mine)
+        if row["reference"] == "True":
+            out.append(f"| ref | {label} | {len(mine)} | {reached}/{seeds} | 1.00 | - |")
+            continue
+        out.append(f"| {row['rank']} | {label} | {len(mine)} | {reached}/{seeds} | "
+                   f"{_ci(row['iqm_speedup'], row['iqm_lo'], row['iqm_hi'])} | "
+                   f"{_ci(row['poi'], row['poi_lo'], row['poi_hi'])} |")
+    return "\n".join(out)
+
+
+def performance(bench: Path = BENCH) -> str:
     out = ["| measure | measured | target | table |", "|---|---|---|---|"]
     steps = [r for r in rows_of(bench / "step.md") if r["phase"] == "whole step"]
     out.append("| uniform step (" + ", ".join(r["pair"] for r in steps) + ") | "
@@ -63,12 +101,16 @@ def section(bench: Path = BENCH) -> str:
     return "\n".join(out)
 
 
-def rewrite(readme: str, block: str) -> str:
-    if START not in readme or END not in readme:
-        raise SystemExit(f"README.md: add the markers {START} and {END} where the section goes")
-    head, rest = readme.split(START, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{START}\n{block}\n{END}{tail}"
+SECTIONS = {"leaderboard": leaderboard, "performance": performance}
+
+
+def rewrite(readme: str, name: str, block: str) -> str:
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    if start not in readme or end not in readme:
+        raise SystemExit(f"README.md: add the markers {start} and {end} where the table goes")
+    head, rest = readme.split(start, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{start}\n{block}\n{end}{tail}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,11 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--check", action="store_true", help="exit 1 if README.md is out of date")
     args = ap.parse_args(argv)
     path = ROOT / "README.md"
-    readme = path.read_text()
-    new = rewrite(readme, section())
+    readme = new = path.read_text()
+    for name, make in SECTIONS.items():
+        new = rewrite(new, name, make())
     if args.check:
         if new != readme:
-            print("README.md's performance section is out of date: python scripts/bench_readme.py",
+            print("README.md's generated tables are out of date: python scripts/readme_tables.py",
                   file=sys.stderr)
             return 1
         return 0
