@@ -51,9 +51,14 @@ def leaderboard(results: Path = LEADERBOARD) -> str:
         board = list(csv.DictReader(fh))
     with (report / "pairs.csv").open() as fh:
         pairs = list(csv.DictReader(fh))
-    out = [f"**{finished} of {planned} runs finished** (pairs x strategies x seeds of the sweep "
-           "file); speedup over uniform to the held target on the cost clock, IQM across the pairs "
-           "a strategy has run on, 95% interval; from `results/leaderboard/report/leaderboard.md`:",
+    from harness.instrument.suite import load_suite
+
+    frozen = (load_suite(config_dir=ROOT / "configs").frozen_commit or "not frozen")[:7]
+    commits = sorted({c for row in board for c in row["git_commits"].split(";") if c})
+    out = [f"**{finished} of {planned} runs finished**, on the suite frozen at `{frozen}`, by "
+           f"commits {', '.join(f'`{c}`' for c in commits)}. Speedup over uniform to the held "
+           "target on the cost clock, IQM across the pairs a strategy has run on, 95% interval "
+           "(`results/leaderboard/report/leaderboard.md`):",
            "", "| rank | strategy | pairs | runs reaching target | speedup [95% CI] | "
            "P(improve) [95% CI] |", "|---|---|---|---|---|---|"]
     for row in board:
@@ -67,6 +72,23 @@ def leaderboard(results: Path = LEADERBOARD) -> str:
         out.append(f"| {row['rank']} | {label} | {len(mine)} | {reached}/{seeds} | "
                    f"{_ci(row['iqm_speedup'], row['iqm_lo'], row['iqm_hi'])} | "
                    f"{_ci(row['poi'], row['poi_lo'], row['poi_hi'])} |")
+    return "\n".join(out)
+
+
+def claims(results: Path = LEADERBOARD) -> str:
+    with (results / "report" / "claims.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    out = ["| method | against (here) | claimed speedup | measured [95% CI] | verdict |",
+           "|---|---|---|---|---|"]
+    for r in rows:
+        measured = (_ci(r["measured"], r["measured_lo"], r["measured_hi"]) if r["measured"]
+                    else "not run yet")
+        lo, hi = r["claimed_low"], r["claimed_high"]
+        claimed = (f"{float(lo):.2f}x-{float(hi):.2f}x" if lo and hi else
+                   f"up to {float(hi):.2f}x" if hi else f"at least {float(lo):.2f}x" if lo
+                   else "no speed claim")
+        out.append(f"| {r['method']} | {r['suite_baseline']} | {claimed} | {measured} | "
+                   f"{r['verdict']} |")
     return "\n".join(out)
 
 
@@ -101,7 +123,7 @@ def performance(bench: Path = BENCH) -> str:
     return "\n".join(out)
 
 
-SECTIONS = {"leaderboard": leaderboard, "performance": performance}
+SECTIONS = {"leaderboard": leaderboard, "claims": claims, "performance": performance}
 
 
 def rewrite(readme: str, name: str, block: str) -> str:

@@ -344,3 +344,21 @@ def test_arms_timed_on_machines_of_different_speed_are_flagged(tmp_path: Path) -
     board = pd.read_csv(out / "leaderboard.csv").set_index("label")
     assert board.loc["uniform", "machine_gflops"] == pytest.approx(20.0)  # over all its runs
     assert board.loc["dots", "machine_gflops"] == pytest.approx(25.2)
+
+
+def test_the_committed_leaderboard_report_is_what_its_committed_records_give(tmp_path) -> None:
+    """results/leaderboard/report/ (the published leaderboard, claims and figures) regenerated
+    from the committed records alone: every table is byte-identical, every figure is there."""
+    from harness.protocol import report as report_mod
+    from harness.runs.paths import PROJECT_ROOT
+
+    results = PROJECT_ROOT / "results" / "leaderboard"
+    if not (results / "runs").is_dir():
+        pytest.skip("no committed leaderboard records in this checkout")
+    report_mod.report(results, out=tmp_path / "report")
+    committed = results / "report"
+    made = {p.name for p in (tmp_path / "report").iterdir()}
+    assert made == {p.name for p in committed.iterdir()}
+    for name in sorted(made):
+        if name.endswith((".md", ".csv")):
+            assert (tmp_path / "report" / name).read_text() == (committed / name).read_text(), name
