@@ -199,8 +199,10 @@ def _speedup_groups(a: Analysis, prefix: str, agg_cols: tuple[str, str, str]
                     ) -> list[tuple[str, dict[str, tuple[float, float, float]]]]:
     groups = []
     for pair, grp in a.pairs.groupby("pair", sort=True):
-        groups.append((pair, {r["label"]: (r[prefix], r[f"{prefix}_lo"], r[f"{prefix}_hi"])
-                              for _, r in grp.iterrows() if r["label"] != stats.BASELINE}))
+        vals = {r["label"]: (r[prefix], r[f"{prefix}_lo"], r[f"{prefix}_hi"])
+                for _, r in grp.iterrows() if r["label"] != stats.BASELINE}
+        if vals:  # a pair only uniform has run on (a sweep in progress) has nothing to show
+            groups.append((pair, vals))
     single = (a.leaderboard["method"] == "pair").any() and not (
         a.leaderboard["method"] == "IQM").any()
     groups.append(("1 pair: its speedup" if single else "IQM across pairs",
