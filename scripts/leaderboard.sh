@@ -3,12 +3,23 @@
 # Fits each suite pair's DOTS predictor first where this machine's cache lacks it (two at a
 # time, one thread each: about 5 minutes each on an idle core), then runs the sweep, which skips
 # the committed finished runs. Stop it at any time; `selbench pack results/leaderboard`, `selbench
-# report results/leaderboard` and `python scripts/readme_tables.py` before
-# committing what finished. Usage: bash scripts/leaderboard.sh [WORKERS]
+# report results/leaderboard` and `python scripts/readme_tables.py` before committing what
+# finished. Usage: bash scripts/leaderboard.sh [WORKERS] [sweep flags, e.g. --dry-run]
+#
+# PIN=1 runs the sweep's code from a git worktree of HEAD (.leaderboard-code/, git-ignored), so
+# that editing this checkout while a sweep runs for days cannot change what its runs execute;
+# records still land in this checkout's results/leaderboard and name the pinned commit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SB=${SELBENCH:-.venv/bin/selbench}
+SB=${SELBENCH:-.venv/bin/selbench}  # relative to the checkout
 CACHE=${SELBENCH_CACHE:-$HOME/.cache/selbench}
+if [ "${PIN:-0}" = 1 ]; then
+  code=$PWD/.leaderboard-code
+  if [ -d "$code" ]; then git -C "$code" checkout -q --detach "$(git rev-parse HEAD)"
+  else git worktree add -q --detach "$code" HEAD; fi
+  export PYTHONPATH=$code
+  echo "code pinned at $(git -C "$code" rev-parse --short HEAD) in $code"
+fi
 pairs=$(.venv/bin/python -c "from harness.protocol import sweep; print(' '.join(sweep.load_spec(sweep.find_sweep_file('leaderboard')).pairs))")
 todo=()
 for p in $pairs; do
@@ -22,4 +33,10 @@ for ((i = 0; i < ${#todo[@]}; i += 2)); do
   done
   wait
 done
-"$SB" sweep leaderboard --results results/leaderboard ${1:+--workers "$1"}
+workers=()
+if [[ "${1:-}" =~ ^[0-9]+$ ]]; then workers=(--workers "$1"); shift; fi
+results=$PWD/results/leaderboard
+sb=$PWD/$SB
+# pinned: run from the worktree, since a sweep's run processes (python -m) import from theirs
+[ "${PIN:-0}" = 1 ] && cd "$code"
+"$sb" sweep leaderboard --results "$results" "${workers[@]}" "$@"
