@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "results" / "bench"
 LEADERBOARD = ROOT / "results" / "leaderboard"
+sys.path.insert(0, str(ROOT))  # harness, for the sweep file and the suite's frozen commit
 
 
 def rows_of(path: Path) -> list[dict[str, str]]:
@@ -40,7 +41,6 @@ def _ci(value: str, lo: str, hi: str) -> str:
 
 
 def leaderboard(results: Path = LEADERBOARD) -> str:
-    sys.path.insert(0, str(ROOT))
     from harness.protocol import sweep
 
     spec = sweep.load_spec(ROOT / "configs" / "sweeps" / "leaderboard.yaml")

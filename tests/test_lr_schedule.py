@@ -11,11 +11,10 @@ from harness.config import ConfigError
 
 
 def _trainer_lr(cfg: config.RunConfig):
-    from harness.executors.trainer import Trainer
+    """The in-process update's schedule (it reads only the config: no model is needed)."""
+    from harness.executors.inprocess_update import lr_at
 
-    t = Trainer.__new__(Trainer)  # _lr reads only the config: no model is needed
-    t.cfg = cfg
-    return t._lr
+    return lambda step, mini: lr_at(cfg.train, step, mini)
 
 
 def _cfg(**train: object) -> config.RunConfig:

@@ -24,7 +24,7 @@ _FROM = {
 }
 __all__ = sorted(_FROM)
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers and editors
     from harness.config.base import ConfigError, from_dict  # noqa: F401
     from harness.config.files import read_yaml  # noqa: F401
     from harness.config.layers import (  # noqa: F401

@@ -253,9 +253,6 @@ class Trainer:
         return (None if self.ref_model is None
                 else update.logprobs_under(self.ref_model, ro, self.cfg.train, work))
 
-    def _lr(self, step: int, mini: int) -> float:
-        return update.lr_at(self.cfg.train, step, mini)
-
     def _update(self, ro: Rollouts, adv: torch.Tensor, old_logp: torch.Tensor | None,
                 ref_logp: torch.Tensor | None, step: int = 1,
                 replay_rows: torch.Tensor | None = None,
