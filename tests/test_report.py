@@ -15,7 +15,7 @@ import matplotlib.image as mpimg
 import pandas as pd
 import pytest
 
-from harness.protocol import report, reportrecords
+from harness.protocol import report, reportrecords, reporttables
 from harness.runs.records import RunRecord
 
 EVERY = 2  # steps between evaluations
@@ -275,6 +275,8 @@ def test_oracle_is_reported_on_and_off_the_clock(tmp_path: Path) -> None:
     assert runs.loc[("oracle", 0), "time_to_target_s"] == pytest.approx(8.0)
     assert runs.loc[("oracle (off clock)", 0), "time_to_target_s"] == pytest.approx(2.0)
     assert runs.loc[("uniform", 0), "time_to_target_s"] == pytest.approx(6.0)
+    # the off-clock twin is a second reading of the same runs, not more runs
+    assert "- runs: 4 finished" in reporttables._provenance(a.records.summaries)
 
 
 def test_no_target_anywhere_is_a_clear_error(tmp_path: Path) -> None:

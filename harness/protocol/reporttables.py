@@ -15,7 +15,7 @@ import pandas as pd
 
 from harness.protocol import claims, stats
 from harness.protocol.report import CLOCK_NAMES, MACHINE_TOLERANCE
-from harness.protocol.reportrecords import Records
+from harness.protocol.reportrecords import OFF_CLOCK_SUFFIX, Records
 
 if TYPE_CHECKING:
     from harness.protocol.report import Analysis
@@ -43,6 +43,8 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 
 def _provenance(summaries: pd.DataFrame) -> str:
+    # an oracle run's off-clock twin is the same run read twice: count each run once
+    summaries = summaries[~summaries["run_id"].str.endswith(OFF_CLOCK_SUFFIX.strip())]
     commits = summaries.groupby("git_commit").size()
     lines = ["## Provenance", "",
              "- runs: " + f"{len(summaries)} finished",
