@@ -2,8 +2,8 @@
 # Run (or resume) the leaderboard sweep: configs/sweeps/leaderboard.yaml into results/leaderboard.
 # Fits each suite pair's DOTS predictor first where this machine's cache lacks it (two at a
 # time, one thread each: about 5 minutes each on an idle core), then runs the sweep, which skips
-# the committed finished runs. Stop it at any time; `selbench pack results/leaderboard`, `selbench
-# report results/leaderboard` and `python scripts/readme_tables.py` before committing what
+# the committed finished runs. Stop it at any time (SIGTERM, or Ctrl-C in a terminal: a
+# background job ignores SIGINT); `bash scripts/leaderboard_snapshot.sh` before committing what
 # finished. Usage: bash scripts/leaderboard.sh [WORKERS] [sweep flags, e.g. --dry-run]
 #
 # PIN=1 runs the sweep's code from a git worktree of HEAD (.leaderboard-code/, git-ignored), so

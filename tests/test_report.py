@@ -354,11 +354,21 @@ def test_the_committed_leaderboard_report_is_what_its_committed_records_give(tmp
     from harness.protocol import report as report_mod
     from harness.runs.paths import PROJECT_ROOT
 
-    results = PROJECT_ROOT / "results" / "leaderboard"
-    if not (results / "runs").is_dir():
+    committed_root = PROJECT_ROOT / "results" / "leaderboard"
+    if not (committed_root / "runs").is_dir():
         pytest.skip("no committed leaderboard records in this checkout")
+    # the records as committed: finished runs only (a sweep may be writing others beside them),
+    # in another folder (the report must not depend on where it was checked out)
+    results = tmp_path / "records"
+    (results / "runs").mkdir(parents=True)
+    for run in (committed_root / "runs").iterdir():
+        if (run / "summary.json").is_file():
+            (results / "runs" / run.name).symlink_to(run, target_is_directory=True)
+    for name in ("calibration.json", "sweeps"):
+        if (committed_root / name).exists():
+            (results / name).symlink_to(committed_root / name)
     report_mod.report(results, out=tmp_path / "report")
-    committed = results / "report"
+    committed = committed_root / "report"
     made = {p.name for p in (tmp_path / "report").iterdir()}
     assert made == {p.name for p in committed.iterdir()}
     for name in sorted(made):

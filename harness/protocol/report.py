@@ -81,8 +81,12 @@ def resolve_calibration(results: Path, records: Records, path: Path | None = Non
     per-step cost counts."""
     for candidate in ([Path(path)] if path else []) + [Path(results) / costclock.CALIBRATION_FILE]:
         if candidate.is_file():
+            # the default file is named without its folder: the report must read the same
+            # wherever the records were checked out
+            source = (str(candidate) if path
+                      else f"{costclock.CALIBRATION_FILE}, stored with the records")
             try:
-                return costclock.load(candidate), str(candidate)
+                return costclock.load(candidate), source
             except ValueError as err:
                 raise ReportError(str(err)) from err
         if path:
