@@ -117,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
                      "one they are fitted on the reported records)")
     rep.add_argument("--claims", default=None, metavar="PATH",
                      help="published claims to check (default configs/claims.yaml)")
+    rep.add_argument("--finished-only", action="store_true",
+                     help="say nothing of unfinished runs (a snapshot to commit while a sweep runs)")
     rep.set_defaults(func=_cmd_report)
 
     pk = sub.add_parser("pack", help="pack finished runs under RESULTS_DIR/runs for committing "

@@ -199,7 +199,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
                                    targets, reps=args.reps, seed=args.seed,
                                    calibration=Path(args.calibration) if args.calibration
                                    else None,
-                                   claims_file=Path(args.claims) if args.claims else None)
+                                   claims_file=Path(args.claims) if args.claims else None,
+                                   finished_only=args.finished_only)
     except report.ReportError as err:
         raise UserError(str(err)) from err
     print(written[0].parent)

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Make results/leaderboard ready to commit while (or after) its sweep runs: pack the finished
 # runs (gzip metrics.csv, drop checkpoints), regenerate results/leaderboard/report from the
-# finished runs alone (the runs still going are not committed, so the published report must not
-# count them; tests/test_report.py regenerates it the same way) and the README's generated
-# tables. Then: git add results/leaderboard README.md, leaving the unfinished run folders out
+# finished runs alone (`selbench report --finished-only`: the runs still going are not
+# committed, so the published report must not count them; tests/test_report.py regenerates it
+# the same way) and the README's generated tables. Then: git add results/leaderboard README.md, leaving the unfinished run folders out
 # (`git status` lists them; .gitignore does not know them). Usage: bash scripts/leaderboard_snapshot.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,16 +11,8 @@ SB=${SELBENCH:-.venv/bin/selbench}
 PY=${PYTHON:-.venv/bin/python}
 lb=$PWD/results/leaderboard
 "$SB" pack "$lb"
-view=$(mktemp -d)
-trap 'rm -rf "$view"' EXIT
-mkdir "$view/runs"
-unfinished=()
-for run in "$lb"/runs/*/; do
-  run=${run%/}
-  if [ -f "$run/summary.json" ]; then ln -s "$run" "$view/runs/"; else unfinished+=("$(basename "$run")"); fi
-done
-for name in calibration.json sweeps; do [ -e "$lb/$name" ] && ln -s "$lb/$name" "$view/"; done
-"$SB" report "$view" --out "$lb/report"
+"$SB" report "$lb" --finished-only
 "$PY" scripts/readme_tables.py
-echo "snapshot: $(ls "$view/runs" | wc -l) finished runs in the report; not to commit (unfinished):" \
-     "${unfinished[*]:-none}"
+unfinished=()
+for run in "$lb"/runs/*/; do [ -f "$run/summary.json" ] || unfinished+=("$(basename "$run")"); done
+echo "snapshot ready; not to commit (unfinished): ${unfinished[*]:-none}"

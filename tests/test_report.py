@@ -263,6 +263,16 @@ def test_report_on_two_real_runs(tmp_path: Path) -> None:
         assert min(img.shape[:2]) > 300 and img[..., :3].std() > 0.05, png
 
 
+def test_finished_only_leaves_the_unfinished_runs_unsaid(results: Path, tmp_path: Path) -> None:
+    report.report(results, out=tmp_path / "all", reps=50)
+    report.report(results, out=tmp_path / "snap", reps=50, finished_only=True)
+    assert "unfinished run(s)" in (tmp_path / "all" / "leaderboard.md").read_text()
+    assert "unfinished" not in (tmp_path / "snap" / "leaderboard.md").read_text()
+    # the same finished records give the same numbers
+    for name in ("leaderboard.csv", "runs.csv", "pairs.csv"):
+        assert (tmp_path / "all" / name).read_text() == (tmp_path / "snap" / name).read_text()
+
+
 def test_oracle_is_reported_on_and_off_the_clock(tmp_path: Path) -> None:
     root = tmp_path / "results"
     for seed in range(2):
@@ -354,21 +364,12 @@ def test_the_committed_leaderboard_report_is_what_its_committed_records_give(tmp
     from harness.protocol import report as report_mod
     from harness.runs.paths import PROJECT_ROOT
 
-    committed_root = PROJECT_ROOT / "results" / "leaderboard"
-    if not (committed_root / "runs").is_dir():
+    results = PROJECT_ROOT / "results" / "leaderboard"
+    if not (results / "runs").is_dir():
         pytest.skip("no committed leaderboard records in this checkout")
-    # the records as committed: finished runs only (a sweep may be writing others beside them),
-    # in another folder (the report must not depend on where it was checked out)
-    results = tmp_path / "records"
-    (results / "runs").mkdir(parents=True)
-    for run in (committed_root / "runs").iterdir():
-        if (run / "summary.json").is_file():
-            (results / "runs" / run.name).symlink_to(run, target_is_directory=True)
-    for name in ("calibration.json", "sweeps"):
-        if (committed_root / name).exists():
-            (results / name).symlink_to(committed_root / name)
-    report_mod.report(results, out=tmp_path / "report")
-    committed = committed_root / "report"
+    # finished runs only: a sweep may be writing others beside the committed ones
+    report_mod.report(results, out=tmp_path / "report", finished_only=True)
+    committed = results / "report"
     made = {p.name for p in (tmp_path / "report").iterdir()}
     assert made == {p.name for p in committed.iterdir()}
     for name in sorted(made):

@@ -295,10 +295,13 @@ def _leaderboard(summaries: pd.DataFrame, runs: pd.DataFrame, pairs: pd.DataFram
 def report(results: Path, out: Path | None = None,
            fixed_targets: Mapping[str, float] | None = None, reps: int = 2000, seed: int = 0,
            level: float = 0.95, calibration: Path | None = None,
-           claims_file: Path | None = None) -> tuple[Analysis, list[Path]]:
+           claims_file: Path | None = None, finished_only: bool = False
+           ) -> tuple[Analysis, list[Path]]:
     """Analyse ``results/runs`` and write the report into ``out`` (default ``results/report``).
     ``calibration``: the cost clock's unit costs (default ``results/calibration.json``, else
-    fitted on the records); ``claims_file``: published claims (default configs/claims.yaml)."""
+    fitted on the records); ``claims_file``: published claims (default configs/claims.yaml).
+    ``finished_only``: say nothing of unfinished runs (a snapshot to commit while a sweep writes
+    runs beside the finished ones: the published report is what the finished records give)."""
     from harness.protocol import figures
 
     if reps < 1:
@@ -306,6 +309,8 @@ def report(results: Path, out: Path | None = None,
     results = Path(results)
     out = Path(out) if out is not None else results / "report"
     records = load_records(results)
+    if finished_only:
+        records = dataclasses.replace(records, unfinished=[])
     ensure_writable(out, "--out")  # before the bootstrap, which can take a while
     # targets fixed in sweep files (kept in sweeps/*/sweep.json); --target wins over them
     fixed_targets = {**sweep_targets(results), **(fixed_targets or {})}
