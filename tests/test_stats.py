@@ -336,3 +336,20 @@ def test_one_pair_aggregate_is_the_pairs_bootstrap_not_a_point() -> None:
     assert got == tuple(pair.loc["x", ["speedup", "speedup_lo", "speedup_hi"]])
     assert got[1] < got[2]  # an interval, not a point: uniform's 28 s seed is resampled too
     assert got[0] == pytest.approx(10 / 26)
+
+
+def test_iqm_trims_like_scipy_and_keeps_infinity_infinite() -> None:
+    from scipy import stats as sps
+
+    rng = np.random.default_rng(1)
+    for n in (2, 3, 4, 7, 10):
+        v = rng.uniform(0.1, 3.0, size=(5, n))
+        assert np.allclose(crosspair._iqm(v, axis=1), sps.trim_mean(np.sort(v, axis=1), 0.25,
+                                                                     axis=1))
+    # two pairs: nothing is trimmed, so one pair where the baseline never reached the target
+    # makes the IQM infinite (it once printed as 8.99e307, half of the largest float)
+    assert crosspair._iqm(np.array([0.0, INF])) == INF
+    # four pairs: the one infinite ratio is trimmed away
+    assert crosspair._iqm(np.array([1.0, 2.0, 3.0, INF])) == 2.5
+    assert np.array_equal(crosspair._iqm(np.array([[0.0, INF], [1.0, 3.0]]), axis=1),
+                          [INF, 2.0])
