@@ -108,3 +108,20 @@ def test_calibrate_folder_writes_calibration_json(tmp_path: Path) -> None:
     assert saved["machine_gflops"] == pytest.approx(90.5)
     assert costclock.load(tmp_path / "calibration.json").units == pytest.approx(cal.units)
     assert not math.isnan(cal.r2["training"])
+
+
+def test_the_calibration_prices_what_the_leaderboard_runs() -> None:
+    # the calibration must run exactly the leaderboard's strategies with its settings (only its
+    # length and evaluation differ), or the prices it fits are for other work
+    from harness.protocol import sweep
+
+    board = sweep.load_spec(sweep.find_sweep_file("leaderboard"))
+    cal = sweep.load_spec(sweep.find_sweep_file("calibration"))
+    others = sweep.load_spec(sweep.find_sweep_file("calibration-pairs"))
+    assert cal.strategies == board.strategies
+    assert set(cal.pairs) | set(others.pairs) == set(board.pairs)
+    assert [s.name for s in others.strategies] == ["uniform"]
+    short = {"train.steps", "train.checkpoint_every", "eval.every"}
+    for spec in (cal, others):
+        kept = [o for o in spec.overrides if o.split("=")[0] not in short]
+        assert kept == board.overrides, spec.name
