@@ -333,6 +333,10 @@ def test_every_strategy_gets_its_own_colour() -> None:
     colours = _colours([lb for lb, n in counts.items() for _ in range(n)])
     assert colours["uniform"] == "black"
     assert len(set(colours.values())) == len(colours) == 6
+    # the leaderboard: uniform and eleven more, more than matplotlib's ten colours
+    board = ["uniform", "dots", "dots+rr", "dots-cooldown", "dots-cooldown+rr", "oracle",
+             "oracle (off clock)", "dapo", "greso", "mopps", "speed", "pods"]
+    assert len(set(_colours(board).values())) == len(board)
 
 
 def test_arms_timed_on_machines_of_different_speed_are_flagged(tmp_path: Path) -> None:

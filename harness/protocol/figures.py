@@ -33,8 +33,13 @@ CLOCK_AXIS = {"time": ("clock_s", "wall-clock training time (s, evaluation exclu
 PAIR_MARKERS = "osD^vP*Xh<>"
 
 
+# after matplotlib's ten: hues none of them has (the leaderboard has eleven strategies besides
+# uniform, and a twelfth colour wrapping round to the first made dapo and speed one blue)
+EXTRA_COLOURS = ("#b8860b", "#ff00ff", "#556b2f", "#4b0082", "#00ff7f", "#8b4513")
+
+
 def colours(labels: Sequence[str]) -> dict[str, str]:
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    palette = [*plt.rcParams["axes.prop_cycle"].by_key()["color"], *EXTRA_COLOURS]
     # one colour per distinct label (labels arrive once per run)
     others = sorted(set(labels) - {stats.BASELINE})
     out = {stats.BASELINE: "black"}
