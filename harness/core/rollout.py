@@ -126,7 +126,9 @@ class _ReservedLayer(DynamicLayer):
 
     def batch_select_indices(self, indices: torch.Tensor) -> None:
         if self.length:
-            self._keys, self._values = self._keys[indices], self._values[indices]
+            # index_select, not advanced indexing: the same copy, about twice as fast on CPU
+            self._keys = self._keys.index_select(0, indices)
+            self._values = self._values.index_select(0, indices)
             self.keys, self.values = self._keys[:, :, :self.length], self._values[:, :, :self.length]
 
 
