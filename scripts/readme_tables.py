@@ -73,13 +73,17 @@ def leaderboard(results: Path = LEADERBOARD) -> str:
                    f"{_ci(row['iqm_speedup'], row['iqm_lo'], row['iqm_hi'])} | "
                    f"{_ci(row['poi'], row['poi_lo'], row['poi_hi'])} |")
     # the reading, generated with the numbers so that it cannot go stale as runs land
-    measured = [r for r in board if r["reference"] != "True"]
+    with (report / "claims.csv").open() as fh:
+        untested = sorted({r["label"] for r in csv.DictReader(fh) if r["verdict"] == "not tested"})
+    measured = [r for r in board if r["reference"] != "True" and r["label"] not in untested]
     above = [r["label"] for r in measured if float(r["iqm_lo"]) > 1]
     below = [r["label"] for r in measured if float(r["iqm_hi"]) < 1]
     span = [r["label"] for r in measured if r["label"] not in above + below]
     out += ["", "Interval above 1 (faster than uniform): " + (", ".join(above) or "none")
             + "; below 1 (slower): " + (", ".join(below) or "none") + "; spanning 1 (not told "
-            "apart yet): " + (", ".join(span) or "none") + "."]
+            "apart yet): " + (", ".join(span) or "none") + "."
+            + (f" Not tested here: {', '.join(untested)} (its mechanism had nothing to act on: "
+               "see the claims table's note)." if untested else "")]
     return "\n".join(out)
 
 

@@ -72,3 +72,25 @@ def test_claims_table_measures_each_claim_against_its_baseline() -> None:
     assert t.loc["DOTS", "verdict"] == "not run"  # no dots runs either
     md = claims.markdown(t.reset_index(), "wall clock")
     assert "| DOTS + RR |" in md and "**holds**" in md and "1.30x-2.61x" in md
+
+
+def test_a_method_that_acts_on_revisits_is_not_tested_where_nothing_was_revisited() -> None:
+    runs = _runs()
+    entry = {"method": "SPEED", "strategy": "speed", "suite_baseline": "uniform",
+             "claimed": {"low": 2.0, "high": 6.0}, "source": "s", "needs_revisits": True}
+
+    def summaries(repeat: list[float]) -> pd.DataFrame:
+        return pd.DataFrame({"label": ["speed"] * len(repeat) + ["uniform"],
+                             "max_repeat_frac": [*repeat, 0.0]})
+
+    never = claims.table(runs, [entry], "time_to_target_s", reps=100,
+                         summaries=summaries([0.0] * 6)).iloc[0]
+    assert never["verdict"] == "not tested" and "selected any prompt twice" in never["note"]
+    assert never["measured"] == pytest.approx(0.4)  # the measurement is still shown
+    # one run that revisited a prompt, or records without the metric: the verdict stands
+    for repeat in ([0.0] * 5 + [0.1], [0.0] * 5 + [NAN]):
+        row = claims.table(runs, [entry], "time_to_target_s", reps=100,
+                           summaries=summaries(repeat)).iloc[0]
+        assert row["verdict"] == "refuted"
+    assert claims.table(runs, [{**entry, "needs_revisits": False}], "time_to_target_s",
+                        reps=100, summaries=summaries([0.0] * 6)).iloc[0]["verdict"] == "refuted"

@@ -28,7 +28,7 @@ FLAT = [0.3, 0.3, 0.3, 0.3]  # never
 def write_run(results: Path, pair: str, strategy: str, seed: int, acc: list[float],
               sec_per_step: float, finished: bool = True, replay: bool = False,
               eff: float = 0.5, ref_samples: int = 0, extra_per_step: float = 0.0,
-              gflops: float | None = None) -> Path:
+              gflops: float | None = None, repeat: float | None = None) -> Path:
     label = strategy + ("+rr" if replay else "")
     run_id = f"{pair}__{label}__cafe__s{seed}"
     rec = RunRecord(results / "runs" / run_id)
@@ -41,7 +41,8 @@ def write_run(results: Path, pair: str, strategy: str, seed: int, acc: list[floa
                             "time/step": sec_per_step, "time/generate": 0.5 * sec_per_step,
                             "time/update": 0.5 * sec_per_step, "cost/tokens_generated": 600,
                             "cost/tokens_trained": 400, "cost/samples": 64,
-                            "cost/reference_samples": ref_samples})
+                            "cost/reference_samples": ref_samples,
+                            **({} if repeat is None else {"select/repeat_frac": repeat * step / steps})})
         if step % EVERY == 0:
             rec.log_eval({"step": step, "clock_s": step * sec_per_step,
                           "samples": step * samples_per_step, "tokens": step * 1000,
@@ -379,3 +380,14 @@ def test_the_committed_leaderboard_report_is_what_its_committed_records_give(tmp
     for name in sorted(made):
         if name.endswith((".md", ".csv")):
             assert (tmp_path / "report" / name).read_text() == (committed / name).read_text(), name
+
+
+def test_records_keep_each_runs_largest_repeat_share(tmp_path: Path) -> None:
+    from harness.protocol.reportrecords import load_records
+
+    root = tmp_path / "results"
+    write_run(root, "p", "uniform", 0, BASE, 1.0)  # recorded before the metric: unknown
+    write_run(root, "p", "greso", 0, BASE, 1.0, repeat=0.0)
+    write_run(root, "p", "mopps", 0, BASE, 1.0, repeat=0.5)
+    got = load_records(root).summaries.set_index("label")["max_repeat_frac"]
+    assert math.isnan(got["uniform"]) and got["greso"] == 0.0 and got["mopps"] == 0.5

@@ -10,7 +10,10 @@ the held rule, with its interval, and gives a verdict on the claimed *direction*
 - **refuted**: the whole interval is below 1 (slower);
 - **inconclusive**: the interval spans 1;
 - **not run**: the records lack the strategy or the baseline; **no speed claim**: the paper
-  states none (the measurement is still shown).
+  states none (the measurement is still shown);
+- **not tested**: the claim says ``needs_revisits`` (the method acts only on prompts trained on
+  before) and no run of the strategy selected any prompt twice (``max_repeat_frac`` 0 in every
+  run): there the method was its fallback sampler, and its interval measures nothing of it.
 
 The claimed *size* is compared apart (``magnitude``): a claim of 2-6x met by [1.1, 1.3] holds in
 direction and is smaller than claimed. The suite's tiny models and pairs are not the papers'
@@ -82,9 +85,25 @@ def _labels(runs: pd.DataFrame, strategy: str) -> list[str]:
                   if lb == strategy or lb.startswith(strategy + "@"))
 
 
+NOT_TESTED = ("no run selected any prompt twice (select/repeat_frac 0 at every step): the "
+              "method acts only on prompts trained on before, so here it sampled as its fallback "
+              "does and the interval measures nothing of it")
+
+
+def never_revisited(summaries: pd.DataFrame | None, label: str) -> bool:
+    """Whether every finished run of ``label`` recorded, at every step, no prompt trained on
+    before (False when the records predate the metric or hold no run of it)."""
+    if summaries is None or "max_repeat_frac" not in summaries:
+        return False
+    mine = summaries.loc[summaries["label"] == label, "max_repeat_frac"]
+    return bool(len(mine)) and not mine.isna().any() and bool((mine == 0).all())
+
+
 def table(runs: pd.DataFrame, claims: list[dict[str, Any]], column: str, reps: int = 2000,
-          seed: int = 0, level: float = 0.95) -> pd.DataFrame:
-    """One row per claim and matching label (one "not run" row when none matches)."""
+          seed: int = 0, level: float = 0.95, summaries: pd.DataFrame | None = None
+          ) -> pd.DataFrame:
+    """One row per claim and matching label (one "not run" row when none matches).
+    ``summaries`` (one row per run, with ``max_repeat_frac``) decides ``needs_revisits``."""
     from harness.protocol import crosspair
 
     rows = []
@@ -124,6 +143,9 @@ def table(runs: pd.DataFrame, claims: list[dict[str, Any]], column: str, reps: i
                 row["verdict"] = (verdict(row["measured_lo"], row["measured_hi"])
                                   if claimed else "no speed claim")
                 row["magnitude"] = magnitude(row["measured_lo"], row["measured_hi"], low, high)
+                if c.get("needs_revisits") and never_revisited(summaries, label):
+                    row.update(verdict="not tested", magnitude="",
+                               note="; ".join(filter(None, [base["note"], NOT_TESTED])))
             rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 
@@ -152,8 +174,9 @@ def markdown(frame: pd.DataFrame, clock: str) -> str:
     return ("Each method's published headline claim beside the same comparison measured here: "
             f"speedup to the held target on the {clock}, aggregated across pairs (IQM; one "
             "pair: its own speedup), with its interval. Verdict on the claimed direction: holds "
-            "(interval above 1), refuted (below 1), inconclusive (spans 1). The suite's models "
-            "and tasks are not the papers' settings.\n\n"
+            "(interval above 1), refuted (below 1), inconclusive (spans 1); not tested: the "
+            "method's mechanism had nothing to act on in these runs (see the note). The "
+            "suite's models and tasks are not the papers' settings.\n\n"
             + _md_table(["method", "baseline", "claimed speedup", "claim", "source",
                          "measured label", "measured speedup [CI]", "verdict", "size",
                          "note"], rows))

@@ -178,7 +178,12 @@ def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
                      "censored medians over seeds), its interval a bootstrap over both arms' "
                      "seeds within every pair; an arm identical to uniform scores 1")
     claim_rows = (claims.table(runs, list(claim_list), stats.HELD[rank_clock], reps=reps,
-                               seed=seed, level=level) if claim_list else pd.DataFrame())
+                               seed=seed, level=level, summaries=records.summaries)
+                  if claim_list else pd.DataFrame())
+    for c in claim_list:
+        if c.get("needs_revisits") and claims.never_revisited(records.summaries, c["strategy"]):
+            notes.append(f"strategy {c['strategy']}: {claims.NOT_TESTED.replace('the method', c['method'])}; "
+                         "its leaderboard row is uniform sampling's seed noise")
     return Analysis(records, target_table, runs, pairs, board, profiles, taus, notes, level,
                     rank_clock, mats, calibration, calibration_source, claim_rows)
 

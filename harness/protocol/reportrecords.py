@@ -33,6 +33,9 @@ OFF_CLOCK_STRATEGIES = ("oracle",)
 OFF_CLOCK_SUFFIX = " (off clock)"
 
 
+# per-step share of the selected prompts trained on before in the run: a method that acts only on
+# prompts it has seen (GRESO's zero-variance filter) does nothing in a run where it stays 0
+REPEAT_KEY = "select/repeat_frac"
 TIER_COLUMNS = [*stats.EVAL_KEYS, "step", "tier", "accuracy"]
 TIER_SHARE_PREFIX = "train/tier_share/"  # per-step share of the trained groups from each tier
 SHARE_COLUMNS = [*stats.EVAL_KEYS, "tier", "share"]
@@ -91,6 +94,8 @@ def load_records(results: Path) -> Records:
         s = json.loads(rec.summary_path.read_text())
         key = {"run_id": s.get("run_id", run_dir.name), "pair": s["pair"], "label": _label(s),
                "seed": int(s["seed"])}
+        metrics = rec.read_metrics()
+        repeats = [value for _, name, value in metrics if name == REPEAT_KEY]
         summaries.append({**key, "strategy": s["strategy"], "steps": int(s["steps"]),
                           "clock_s": float(s["clock_s"]), "samples": float(s["samples"]),
                           "tokens": float(s["tokens_generated"]) + float(s["tokens_trained"]),
@@ -100,10 +105,11 @@ def load_records(results: Path) -> Records:
                           "git_commit": s.get("git_commit", "unknown"),
                           "date": s.get("date", ""),
                           "machine_gflops": _float_or_nan(s.get("machine_gflops")),
-                          "versions": json.dumps(s.get("versions", {}), sort_keys=True)})
+                          "versions": json.dumps(s.get("versions", {}), sort_keys=True),
+                          # nan: recorded before the metric existed
+                          "max_repeat_frac": max(repeats) if repeats else math.nan})
         curve = rec.read_eval()
         evals.extend({**key, **row} for row in curve)
-        metrics = rec.read_metrics()
         steps[key["run_id"]] = StepRecord(key["label"], costclock.step_table(metrics),
                                           _float_or_nan(s.get("machine_gflops")))
         eff = [(step, value) for step, name, value in metrics if name == EFFECTIVE_KEY]
