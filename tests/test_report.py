@@ -372,8 +372,17 @@ def test_the_committed_leaderboard_report_is_what_its_committed_records_give(tmp
     results = PROJECT_ROOT / "results" / "leaderboard"
     if not (results / "runs").is_dir():
         pytest.skip("no committed leaderboard records in this checkout")
-    # finished runs only: a sweep may be writing others beside the committed ones
-    report_mod.report(results, out=tmp_path / "report", finished_only=True)
+    # the runs git holds, where this is a git checkout: a sweep may be writing others beside
+    # them, and finishing some that are not committed yet; else (an exported tree) the
+    # finished ones
+    try:
+        tracked = subprocess.run(["git", "-C", str(PROJECT_ROOT), "ls-files", "--",
+                                  "results/leaderboard/runs/*/summary.json"],
+                                 capture_output=True, text=True).stdout
+    except OSError:  # no git here
+        tracked = ""
+    only = {Path(line).parent.name for line in tracked.splitlines()} or None
+    report_mod.report(results, out=tmp_path / "report", finished_only=True, only_runs=only)
     committed = results / "report"
     made = {p.name for p in (tmp_path / "report").iterdir()}
     assert made == {p.name for p in committed.iterdir()}
@@ -391,3 +400,13 @@ def test_records_keep_each_runs_largest_repeat_share(tmp_path: Path) -> None:
     write_run(root, "p", "mopps", 0, BASE, 1.0, repeat=0.5)
     got = load_records(root).summaries.set_index("label")["max_repeat_frac"]
     assert math.isnan(got["uniform"]) and got["greso"] == 0.0 and got["mopps"] == 0.5
+
+
+def test_a_figure_this_report_does_not_draw_is_not_left_from_an_earlier_one(
+        results: Path, tmp_path: Path) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "performance_profile.png").write_bytes(b"stale")  # fewer than 10 runs: not drawn
+    _, written = report.report(results, out=out, reps=50)
+    assert not (out / "performance_profile.png").exists()
+    assert {p.name for p in out.glob("*.png")} == {p.name for p in written if p.suffix == ".png"}

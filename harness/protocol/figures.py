@@ -357,4 +357,12 @@ def draw_all(a: Analysis, out: Path) -> list[Path]:
     if a.profiles:
         written.append(plot_profile(a, out / "performance_profile.png", cols))
     written.append(plot_effective(a, out / "effective_frac.png", cols))
+    # a figure an earlier report drew and this one does not (too few runs for the profile now,
+    # no cost clock) would otherwise stay beside the new ones, describing other records
+    for name in OPTIONAL_FIGURES:
+        if out / name not in written:
+            (out / name).unlink(missing_ok=True)
     return written
+
+
+OPTIONAL_FIGURES = ("accuracy_vs_cost.png", "performance_profile.png")

@@ -25,7 +25,7 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,20 +300,21 @@ def _leaderboard(summaries: pd.DataFrame, runs: pd.DataFrame, pairs: pd.DataFram
 def report(results: Path, out: Path | None = None,
            fixed_targets: Mapping[str, float] | None = None, reps: int = 2000, seed: int = 0,
            level: float = 0.95, calibration: Path | None = None,
-           claims_file: Path | None = None, finished_only: bool = False
-           ) -> tuple[Analysis, list[Path]]:
+           claims_file: Path | None = None, finished_only: bool = False,
+           only_runs: Collection[str] | None = None) -> tuple[Analysis, list[Path]]:
     """Analyse ``results/runs`` and write the report into ``out`` (default ``results/report``).
     ``calibration``: the cost clock's unit costs (default ``results/calibration.json``, else
     fitted on the records); ``claims_file``: published claims (default configs/claims.yaml).
     ``finished_only``: say nothing of unfinished runs (a snapshot to commit while a sweep writes
-    runs beside the finished ones: the published report is what the finished records give)."""
+    runs beside the finished ones: the published report is what the finished records give).
+    ``only_runs``: report on just the run folders so named (e.g. those a commit holds)."""
     from harness.protocol import figures
 
     if reps < 1:
         raise ReportError(f"--reps must be at least 1, got {reps}")
     results = Path(results)
     out = Path(out) if out is not None else results / "report"
-    records = load_records(results)
+    records = load_records(results, only_runs)
     if finished_only:
         records = dataclasses.replace(records, unfinished=[])
     ensure_writable(out, "--out")  # before the bootstrap, which can take a while

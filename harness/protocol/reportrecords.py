@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,14 +79,16 @@ def _float_or_nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def load_records(results: Path) -> Records:
+def load_records(results: Path, only: Collection[str] | None = None) -> Records:
+    """Every run folder under ``results/runs`` (``only``: just the folders so named)."""
     runs_dir = Path(results) / "runs"
     if not runs_dir.is_dir():
         raise ReportError(f"no run records: {runs_dir} does not exist (write runs there with "
                           f"`selbench run ... --results {results}`)")
     summaries, evals, effective, unfinished, tiers, shares = [], [], [], [], [], []
     steps: dict[str, StepRecord] = {}
-    for run_dir in sorted(p for p in runs_dir.iterdir() if p.is_dir()):
+    for run_dir in sorted(p for p in runs_dir.iterdir()
+                          if p.is_dir() and (only is None or p.name in only)):
         rec = RunRecord(run_dir)
         if not rec.finished:
             unfinished.append(run_dir.name)
