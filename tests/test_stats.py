@@ -223,6 +223,17 @@ def test_unequal_seed_counts_truncate_with_a_note() -> None:
              "time_to_target_s": 20.0, "reached": True}
     mats = crosspair.score_matrices(pd.concat([runs, pd.DataFrame([extra])], ignore_index=True))
     assert mats.speedups["fast"].shape == (2, 2) and "first 2 seeds" in mats.notes["fast"]
+    # the speedup keeps every seed: pair A's third run is not cut to match pair B
+    assert [len(t) for t in mats.times["fast"]] == [3, 2]
+    rect = np.array([[10.0, 12.0], [14.0, 16.0]])
+    assert crosspair.pair_speedups_iqm(rect, rect / 2, 200, 0) == crosspair.pair_speedups_iqm(
+        [rect[:, 0], rect[:, 1]], [rect[:, 0] / 2, rect[:, 1] / 2], 200, 0)
+    # hand-computed with the censored (lower) median: uniform's medians 10 and 12; pair A's
+    # times 5, 6, 9 give 6 (its first two alone would give 5), pair B's 6, 8 give 6: speedups
+    # 10/6 and 2, and with two pairs nothing is trimmed, so the IQM is their mean
+    point, _, _ = crosspair.pair_speedups_iqm([rect[:, 0], rect[:, 1]],
+                                              [np.array([5.0, 6.0, 9.0]), rect[:, 1] / 2], 200, 0)
+    assert point == pytest.approx((10 / 6 + 2.0) / 2)
 
 
 def test_poi_fast_equals_rliable() -> None:

@@ -6,7 +6,7 @@ probability of improvement and performance profiles. Torch-free."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -34,8 +34,10 @@ class Matrices:
     baseline_speedups: dict[str, np.ndarray]  # the baseline's matrix over the same pairs
     seeds_used: dict[str, int]
     notes: dict[str, str]
-    times: dict[str, np.ndarray] = field(default_factory=dict)  # the label's raw times
-    baseline_times: dict[str, np.ndarray] = field(default_factory=dict)
+    # per pair, every seed's raw time, not truncated: the speedup's bootstrap resamples each
+    # pair on its own, so a pair with fewer seeds (a sweep part-way) need not cut the others
+    times: dict[str, list[np.ndarray]] = field(default_factory=dict)
+    baseline_times: dict[str, list[np.ndarray]] = field(default_factory=dict)
     baseline: str = BASELINE
     column: str = "time_to_target_s"
 
@@ -43,7 +45,8 @@ class Matrices:
 def score_matrices(runs: pd.DataFrame, baseline: str = BASELINE,
                    column: str = "time_to_target_s") -> Matrices:
     """rliable needs rectangular matrices: when a label has different seed counts across its
-    pairs, every pair keeps its lowest-numbered ``n`` seeds, ``n`` the smallest count (noted).
+    pairs, every pair keeps its lowest-numbered ``n`` seeds, ``n`` the smallest count (noted),
+    for the probability of improvement and the profile; the speedup uses every seed.
     ``column``: the run table's time (or steps, tokens) to target that the speedups divide."""
     refs = reference_times(runs, baseline, column)
     m = Matrices({}, {}, {}, {}, {}, {}, baseline=baseline, column=column)
@@ -63,8 +66,9 @@ def score_matrices(runs: pd.DataFrame, baseline: str = BASELINE,
         n = min(len(c) for c in cols)
         nb = min(len(c) for c in base_cols)
         if max(len(c) for c in cols) != n or max(len(c) for c in base_cols) != nb:
-            m.notes[label] = (f"seed counts differ across pairs: each pair keeps its first {n} "
-                              f"seeds ({nb} for {baseline})")
+            m.notes[label] = (f"seed counts differ across pairs: the probability of improvement "
+                              f"keeps each pair's first {n} seeds ({nb} for {baseline}); the "
+                              "speedup uses every seed")
         ref = np.array([refs[p][0] for p in pairs])
         times = np.stack([c[:n] for c in cols], axis=1)
         base_times = np.stack([c[:nb] for c in base_cols], axis=1)
@@ -73,8 +77,8 @@ def score_matrices(runs: pd.DataFrame, baseline: str = BASELINE,
         m.norm_times[label] = np.where(np.isinf(times), np.inf, times / ref[None, :])
         m.baseline_speedups[label] = ratio(ref[None, :], base_times)
         m.seeds_used[label] = n
-        m.times[label] = times
-        m.baseline_times[label] = base_times
+        m.times[label] = cols
+        m.baseline_times[label] = base_cols
     return m
 
 
@@ -115,22 +119,29 @@ def _iqm(values: np.ndarray, axis: int = -1) -> np.ndarray:
         return np.where(np.isinf(kept).any(axis=-1), np.inf, kept.mean(axis=-1))
 
 
-def pair_speedups_iqm(base_times: np.ndarray, times: np.ndarray, reps: int, seed: int,
+def _per_pair(times: np.ndarray | Sequence[np.ndarray]) -> list[np.ndarray]:
+    if isinstance(times, np.ndarray) and times.ndim == 2:
+        return [times[:, j].astype(float) for j in range(times.shape[1])]
+    return [np.asarray(t, dtype=float) for t in times]
+
+
+def pair_speedups_iqm(base_times: np.ndarray | Sequence[np.ndarray],
+                      times: np.ndarray | Sequence[np.ndarray], reps: int, seed: int,
                       level: float = 0.95) -> tuple[float, float, float]:
     """IQM across pairs of the per-pair speedup (ratio of censored medians, as the paper's time
     ratios), with a stratified bootstrap: within every pair both arms' seeds are resampled with
-    replacement, independently. ``base_times``, ``times``: (seeds x pairs). An arm identical to
+    replacement, independently. ``base_times``, ``times``: (seeds x pairs), or one array of
+    seeds per pair (the pairs may have different seed counts). An arm identical to
     the baseline scores exactly 1; the IQM of per-run speedups against the baseline's median
     does not (half of any arm's runs are slower than a median, and censored runs count 0)."""
-    base_times = np.asarray(base_times, dtype=float)
-    times = np.asarray(times, dtype=float)
-    pairs = times.shape[1]
-    point = ratio(np.array([censored_median(base_times[:, j]) for j in range(pairs)]),
-                  np.array([censored_median(times[:, j]) for j in range(pairs)]))
+    base_cols, cols = _per_pair(base_times), _per_pair(times)
+    pairs = len(cols)
+    point = ratio(np.array([censored_median(b) for b in base_cols]),
+                  np.array([censored_median(t) for t in cols]))
     rng = np.random.default_rng(seed)
     boot = np.empty((reps, pairs))
     for j in range(pairs):
-        b, t = base_times[:, j], times[:, j]
+        b, t = base_cols[j], cols[j]
         b_b = _censored_median_rows(b[rng.integers(0, len(b), (reps, len(b)))])
         t_b = _censored_median_rows(t[rng.integers(0, len(t), (reps, len(t)))])
         boot[:, j] = ratio(b_b, t_b)
@@ -168,8 +179,8 @@ def aggregate(mats: Matrices, reps: int = 2000, seed: int = 0,
             continue
         if len(mats.pairs[label]) == 1:
             pair = mats.pairs[label][0]
-            point, lo, hi = bootstrap_speedup(mats.baseline_times[label][:, 0],
-                                              mats.times[label][:, 0], reps,
+            point, lo, hi = bootstrap_speedup(mats.baseline_times[label][0],
+                                              mats.times[label][0], reps,
                                               stable_seed(seed, pair, label), level)
             row.update(method="pair", iqm_speedup=point, iqm_lo=lo, iqm_hi=hi)
         else:
