@@ -259,6 +259,7 @@ def test_dynamic_filtering_refills_are_the_strategys_choices(setup: Setup) -> No
 # executor-specific metric keys: the in-process update's statistics and work counts, OpenRLHF's
 # status; every other key comes from the shared step core (harness.core.step) in both
 _INPROCESS_ONLY = ("train/loss", "train/clip_frac", "train/lr", "train/grad_norm", "train/kl",
+                   "train/replay_weight_",
                    "tokens/")
 _OPENRLHF_ONLY = ("openrlhf/",)
 

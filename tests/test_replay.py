@@ -97,12 +97,17 @@ def test_backbone_replays_half_the_batch_and_resumes_exactly(config_dir, built_t
         assert r["replay/share"] == 0.5 and r["cost/prompts"] == 4
         assert r["train/batch_effective_frac"] >= 0.5  # replayed groups are all informative
         assert r["replay/age_mean"] >= 1
+        # the replayed tokens' importance weights pi_old / mu_old: logged, positive, ordered,
+        # and not all 1 (their policy has moved since they were sampled)
+        lo, mean, hi = (r[f"train/replay_weight_{k}"] for k in ("min", "mean", "max"))
+        assert 0 < lo <= mean <= hi and lo < hi
         # tier shares of the replayed groups, and of the whole trained batch, are shares
         replayed = {k: v for k, v in r.items() if k.startswith("replay/tier_share/")}
         trained = {k: v for k, v in r.items() if k.startswith("train/tier_share/")}
         assert replayed and abs(sum(replayed.values()) - 1.0) < 1e-9
         assert trained and abs(sum(trained.values()) - 1.0) < 1e-9
     assert all(r["replay/buffer_size"] <= 16 for r in rows_a)
+    assert "train/replay_weight_mean" not in rows_a[0]  # nothing replayed at step 1
 
     # interrupted after step 2: the buffer is part of the checkpoint, the rest matches exactly
     b = Trainer(cfg, tmp_path / "b", progress=False)

@@ -74,13 +74,15 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, t: TrainConfig, ro:
     ``replay_rows`` marks rows replayed from the buffer: their ratio is taken against the
     stored behaviour log-probs with the clip centred on pi_old / mu_old. Fresh rows use
     pi_old as their behaviour policy (r_old = 1), so a micro-batch without replayed rows
-    computes exactly plain PPO-clip."""
+    computes exactly plain PPO-clip. With replayed rows the statistics add the token-level
+    pi_old / mu_old over them (``replay_weight_mean``, ``_min``, ``_max``)."""
     g = t.group_size
     model.train()
     n_mini = t.batch_size // t.mini_batch_size
     if old_logp is None and n_mini > 1:
         raise ValueError("old_logp=None needs one mini-batch (mini_batch_size == batch_size)")
     losses, kls, clip_fracs, grad_norms = [], [], [], []
+    weights: list[torch.Tensor] = []  # pi_old / mu_old of every replayed token
     for m in range(n_mini):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(t, step, m)
@@ -96,6 +98,11 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, t: TrainConfig, ro:
             if replay_rows is not None and bool(replay_rows[rows].any()):
                 behaviour = torch.where(replay_rows[rows].unsqueeze(-1),
                                         ro.behaviour_logp[rows], old)
+                with torch.no_grad():
+                    # how far off-policy the replayed tokens are: the importance weight the
+                    # clip is centred on (unbounded by the clip itself)
+                    sel = replay_rows[rows].unsqueeze(-1) & mask.bool()
+                    weights.append(torch.exp((old - behaviour).clamp(-20.0, 20.0))[sel])
             loss, st = grpo.policy_loss(logp, old, adv[rows], mask, t.clip_eps,
                                         behaviour_logp=behaviour)
             if ref_logp is not None:
@@ -119,4 +126,8 @@ def ppo_update(model: Any, optimizer: torch.optim.Optimizer, t: TrainConfig, ro:
            "grad_norm": float(np.mean(grad_norms))}
     if kls:
         out["kl"] = float(np.mean(kls))
+    if weights:
+        w = torch.cat(weights).double()
+        out.update(replay_weight_mean=float(w.mean()), replay_weight_max=float(w.max()),
+                   replay_weight_min=float(w.min()))
     return out
