@@ -85,9 +85,10 @@ def _labels(runs: pd.DataFrame, strategy: str) -> list[str]:
                   if lb == strategy or lb.startswith(strategy + "@"))
 
 
-NOT_TESTED = ("no run selected any prompt twice (select/repeat_frac 0 at every step): the "
-              "method acts only on prompts trained on before, so here it sampled as its fallback "
-              "does and the interval measures nothing of it")
+def not_tested(method: str = "the method") -> str:
+    return ("no run selected any prompt twice (select/repeat_frac 0 at every step): "
+            f"{method} acts only on prompts trained on before, so here it sampled as its "
+            "fallback does and the interval measures nothing of it")
 
 
 def never_revisited(summaries: pd.DataFrame | None, label: str) -> bool:
@@ -145,7 +146,7 @@ def table(runs: pd.DataFrame, claims: list[dict[str, Any]], column: str, reps: i
                 row["magnitude"] = magnitude(row["measured_lo"], row["measured_hi"], low, high)
                 if c.get("needs_revisits") and never_revisited(summaries, label):
                     row.update(verdict="not tested", magnitude="",
-                               note="; ".join(filter(None, [base["note"], NOT_TESTED])))
+                               note="; ".join(filter(None, [base["note"], not_tested()])))
             rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 

@@ -182,7 +182,7 @@ def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
                   if claim_list else pd.DataFrame())
     for c in claim_list:
         if c.get("needs_revisits") and claims.never_revisited(records.summaries, c["strategy"]):
-            notes.append(f"strategy {c['strategy']}: {claims.NOT_TESTED.replace('the method', c['method'])}; "
+            notes.append(f"strategy {c['strategy']}: {claims.not_tested(c['method'])}; "
                          "its leaderboard row is uniform sampling's seed noise")
     return Analysis(records, target_table, runs, pairs, board, profiles, taus, notes, level,
                     rank_clock, mats, calibration, calibration_source, claim_rows)
