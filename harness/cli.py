@@ -17,6 +17,7 @@ from harness.commands import (  # noqa: F401 (UserError: raised by harness.proto
     _cmd_pack,
     _cmd_predictor_fit,
     _cmd_probe,
+    _cmd_recheck,
     _cmd_report,
     _cmd_run,
     _cmd_suite_check,
@@ -125,6 +126,16 @@ def build_parser() -> argparse.ArgumentParser:
                         "(gzip metrics.csv, drop checkpoints); reports and sweeps read them as is")
     pk.add_argument("results_dir", metavar="RESULTS_DIR")
     pk.set_defaults(func=_cmd_pack)
+
+    rc = sub.add_parser("recheck", help="rerun the first steps of one committed run per recorded "
+                        "commit with this code and compare the records (writes RESULTS_DIR/"
+                        "recheck.md)")
+    rc.add_argument("results_dir", metavar="RESULTS_DIR")
+    rc.add_argument("--steps", type=_count(1), default=10, help="steps to replay per run")
+    rc.add_argument("--run", action="append", default=[], metavar="RUN_ID",
+                    help="recheck this run instead of one per commit (repeatable)")
+    rc.add_argument("--out", default=None, help="the table (default RESULTS_DIR/recheck.md)")
+    rc.set_defaults(func=_cmd_recheck)
 
     cal = sub.add_parser("calibrate", help="fit the cost clock's per-unit costs on the finished "
                          "runs under RESULTS_DIR/runs (made on a quiet machine) and write "

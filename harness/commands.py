@@ -217,6 +217,17 @@ def _cmd_pack(args: argparse.Namespace) -> None:
           f"are): {res.bytes_before / 1e6:.1f} MB -> {res.bytes_after / 1e6:.1f} MB")
 
 
+def _cmd_recheck(args: argparse.Namespace) -> None:
+    from harness.protocol import recheck
+
+    try:
+        checks, path = recheck.recheck(Path(args.results_dir), args.steps, args.run,
+                                       Path(args.out) if args.out else None)
+    except (FileNotFoundError, ValueError) as err:
+        raise UserError(str(err)) from err
+    print(path)
+
+
 def _cmd_calibrate(args: argparse.Namespace) -> None:
     from harness.protocol import costclock
 

@@ -304,10 +304,19 @@ class Trainer:
     # ------------------------------------------------------------------ the loop
 
     def run(self) -> dict[str, Any]:
-        cfg = self.cfg
-        self.record.start(dump(cfg))
+        self.record.start(dump(self.cfg))
         if self.record.finished:
             return json.loads(self.record.summary_path.read_text())
+        self.run_until(self.cfg.train.steps)
+        summary = self._summary()
+        self.record.write_summary(summary)
+        return summary
+
+    def run_until(self, until: int) -> None:
+        """Run (or resume) up to step ``until`` of the run's ``train.steps``, evaluating where
+        the full run would; no summary (``selbench recheck`` replays a run's first steps)."""
+        cfg = self.cfg
+        self.record.start(dump(cfg))
         fingerprint.record(self.record.root, self.data, self.code_commit)
         resumed = self.try_resume()
         if self.progress:  # where the records go (the default follows the working directory)
@@ -322,7 +331,7 @@ class Trainer:
         bar = progress.bar(cfg.train.steps, initial=self.step, disable=not self.progress,
                            desc=f"{cfg.pair} {cfg.strategy_name} s{cfg.seed}", unit="step")
         acc = self.record.read_eval()[-1]["accuracy"]
-        while self.step < cfg.train.steps:
+        while self.step < min(until, cfg.train.steps):
             step = self.step + 1
             metrics = self.train_step(step)
             self.step = step
@@ -341,9 +350,6 @@ class Trainer:
                             eff=f"{metrics['train/effective_frac']:.2f}")
         bar.close()
         watch.close()
-        summary = self._summary()
-        self.record.write_summary(summary)
-        return summary
 
     def _summary(self) -> dict[str, Any]:
         probes = [v for _, name, v in self.record.read_metrics() if name == MACHINE_KEY]
