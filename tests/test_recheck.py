@@ -24,6 +24,7 @@ def test_compare_counts_common_values_and_lists_new_counters() -> None:
     assert (d.values, d.different) == (3, 1)
     assert (d.worst_metric, d.worst_step, d.worst_rel) == ("train/loss", 2, 0.5)
     assert d.added == ("train/new",) and d.dropped == ("train/old",)
+    assert d.differing == ("train/loss",)
     assert recheck.compare(then[:2], then[:2], steps=2).different == 0
     nan = [(1, "train/loss", math.nan)]
     assert recheck.compare(nan, nan, steps=1).different == 0
@@ -89,3 +90,24 @@ def test_cli_names_a_missing_run(tmp_path, capsys) -> None:
     assert err.startswith("selbench: error:") and "nope" in err and "\n" not in err
     assert cli.main(["recheck", str(tmp_path)]) == 2
     assert "no finished runs" in capsys.readouterr().err
+
+
+def test_provenance_line_names_differences_and_uncovered_commits() -> None:
+    data = {"code": "abc1234", "runs": [
+        {"run_id": "r1", "commit": "c1", "steps": 10, "values": 90, "identical": True, "verdict": ""},
+        {"run_id": "r2", "commit": "c2", "steps": 10, "values": 90, "identical": False, "verdict": ""},
+    ]}
+    line = recheck.provenance_line(data, {"c1", "c2", "c3"})
+    assert "1 of 2 runs" in line and "first 10 steps by `abc1234`" in line
+    assert "not: `r2`" in line and "commits not rechecked: `c3`" in line
+    assert "not rechecked" not in recheck.provenance_line(data, {"c1", "c2"})
+
+
+def test_recheck_writes_table_and_json(config_dir, built_test_model, tmp_path) -> None:
+    cfg = config.resolve("test-pair", "uniform", seed=5, config_dir=config_dir)
+    trainer.run(cfg, tmp_path, progress=False)
+    checks, path = recheck.recheck(tmp_path, 1, progress=False)
+    assert [c.identical for c in checks] == [True]
+    assert "1 of 1 runs reproduced bit for bit" in path.read_text()
+    data = json.loads(path.with_suffix(".json").read_text())
+    assert data["runs"][0]["run_id"] == cfg.run_id() and data["runs"][0]["identical"]

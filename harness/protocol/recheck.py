@@ -18,7 +18,7 @@ import json
 import math
 import sys
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ class Difference:
     worst_metric: str = ""
     worst_step: int = 0
     worst_rel: float = 0.0  # largest |now - then| / max(|then|, 1e-12)
+    differing: tuple[str, ...] = ()  # metrics with at least one differing value
     added: tuple[str, ...] = ()  # metrics only the replay logs (counters added since)
     dropped: tuple[str, ...] = ()  # metrics only the committed record has
 
@@ -57,9 +58,10 @@ class Recheck:
         d = self.diff
         if d.values == 0:
             return "nothing to compare"
+        shown = ", ".join(d.differing[:4]) + (", ..." if len(d.differing) > 4 else "")
         text = ("bit-identical" if d.different == 0 else
-                f"{d.different} of {d.values} values differ; largest {d.worst_rel:.2e} "
-                f"(relative) in {d.worst_metric} at step {d.worst_step}")
+                f"{d.different} of {d.values} values differ ({shown}); largest "
+                f"{d.worst_rel:.2e} (relative) in {d.worst_metric} at step {d.worst_step}")
         if d.dropped:
             text += f"; no longer logged: {', '.join(d.dropped)}"
         if d.added:
@@ -81,17 +83,20 @@ def compare(then: Iterable[tuple[int, str, float]], now: Iterable[tuple[int, str
     old_names, new_names = {m for _, m in old}, {m for _, m in new}
     values = different = 0
     worst: tuple[float, str, int] = (-1.0, "", 0)
+    differing: set[str] = set()
     for key in sorted(old.keys() & new.keys()):
         values += 1
         a, b = old[key], new[key]
         if a == b or (math.isnan(a) and math.isnan(b)):
             continue
         different += 1
+        differing.add(key[1])
         rel = abs(b - a) / max(abs(a), 1e-12)
         if rel > worst[0]:
             worst = (rel, key[1], key[0])
     return Difference(values, different, worst[1], worst[2], max(worst[0], 0.0),
-                      tuple(sorted(new_names - old_names)), tuple(sorted(old_names - new_names)))
+                      tuple(sorted(differing)), tuple(sorted(new_names - old_names)),
+                      tuple(sorted(old_names - new_names)))
 
 
 def _eval_rows(record: RunRecord) -> list[tuple[int, str, float]]:
@@ -182,4 +187,30 @@ def recheck(results: Path, steps: int, run_ids: Sequence[str] = (), out: Path | 
                       f"{check.verdict()}", file=sys.stderr, flush=True)
     path = out or results / "recheck.md"
     atomic_write(path, format_table(checks))
+    # beside the table, what the report's provenance reads (no torch there)
+    atomic_write(path.with_suffix(".json"), json.dumps(to_json(checks), indent=1) + "\n")
     return checks, path
+
+
+def to_json(checks: Sequence[Recheck]) -> dict[str, object]:
+    return {"code": checks[0].code if checks else "",
+            "runs": [{"run_id": c.run_id, "commit": c.commit, "steps": c.steps,
+                      "values": c.diff.values, "identical": c.identical, "verdict": c.verdict()}
+                     for c in checks]}
+
+
+def provenance_line(data: dict[str, object], commits: Collection[str]) -> str:
+    """The report's one line on a recheck (``recheck.json``), naming recorded commits that
+    no rechecked run covers (runs added since the recheck)."""
+    runs = list(data.get("runs", []))  # type: ignore[call-overload]
+    same = [r for r in runs if r["identical"]]
+    line = (f"- recheck (`recheck.md`): {len(same)} of {len(runs)} runs, one per commit, "
+            f"rerun for their first {max((r['steps'] for r in runs), default=0)} steps by "
+            f"`{data.get('code', '?')}`, reproduce their records bit for bit")
+    differ = [r["run_id"] for r in runs if not r["identical"]]
+    if differ:
+        line += "; not: " + ", ".join(f"`{r}`" for r in differ)
+    missing = sorted(set(commits) - {r["commit"] for r in runs})
+    if missing:
+        line += "; commits not rechecked: " + ", ".join(f"`{c}`" for c in missing)
+    return line

@@ -332,7 +332,7 @@ def report(results: Path, out: Path | None = None,
     out.mkdir(parents=True, exist_ok=True)
     from harness.protocol.reporttables import write_tables
 
-    written = write_tables(a, out, reps, seed, level)
+    written = write_tables(a, out, reps, seed, level, results / "recheck.json")
     written += figures.draw_all(a, out)
     for note in a.notes:
         print(f"note: {note}", file=sys.stderr)

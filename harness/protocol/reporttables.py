@@ -42,7 +42,7 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _provenance(summaries: pd.DataFrame) -> str:
+def _provenance(summaries: pd.DataFrame, recheck_file: Path | None = None) -> str:
     # an oracle run's off-clock twin is the same run read twice: count each run once
     summaries = summaries[~summaries["run_id"].str.endswith(OFF_CLOCK_SUFFIX.strip())]
     commits = summaries.groupby("git_commit").size()
@@ -51,6 +51,10 @@ def _provenance(summaries: pd.DataFrame) -> str:
              "- git commits: " + ", ".join(f"`{c}` ({n} run{'s' if n > 1 else ''})"
                                            for c, n in commits.items()),
              f"- run dates: {min(summaries['date'])} to {max(summaries['date'])}"]
+    if recheck_file is not None and recheck_file.exists():
+        from harness.protocol.recheck import provenance_line
+
+        lines.append(provenance_line(json.loads(recheck_file.read_text()), set(commits.index)))
     versions: dict[str, set[str]] = {}
     for blob in summaries["versions"]:
         for name, ver in json.loads(blob).items():
@@ -152,7 +156,8 @@ def _pair_md(a: Analysis) -> str:
                       "speedup, held, wall clock [CI]", "note"], rows)
 
 
-def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> list[Path]:
+def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float,
+                 recheck_file: Path | None = None) -> list[Path]:
     written = []
     board = a.leaderboard
     path = out / "leaderboard.csv"
@@ -189,7 +194,7 @@ def write_tables(a: Analysis, out: Path, reps: int, seed: int, level: float) -> 
     md += ["Figures: " + ", ".join(f"`{f}`" for f in figures) + ".", ""]
     if a.notes:
         md += ["## Notes", ""] + [f"- {n}" for n in a.notes] + [""]
-    md += [_definitions(a, reps, seed, level), _provenance(a.records.summaries)]
+    md += [_definitions(a, reps, seed, level), _provenance(a.records.summaries, recheck_file)]
     path = out / "leaderboard.md"
     path.write_text("\n".join(md))
     written.append(path)
