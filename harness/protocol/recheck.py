@@ -103,9 +103,11 @@ def _eval_rows(record: RunRecord) -> list[tuple[int, str, float]]:
     return [(int(r["step"]), "eval.csv accuracy", float(r["accuracy"])) for r in record.read_eval()]
 
 
-def replay(run_dir: Path, steps: int, scratch: Path, progress: bool = False) -> Recheck:
+def replay(run_dir: Path, steps: int, scratch: Path, progress: bool = False,
+           code: str | None = None) -> Recheck:
     """Rerun the first ``steps`` steps of the committed run in ``run_dir`` inside ``scratch``
-    and compare (a stored run id that its config no longer gives stops with ValueError)."""
+    and compare (a stored run id that its config no longer gives stops with ValueError).
+    ``code``: the commit of the code loaded (default: the checkout's, read now)."""
     from harness import config
     from harness.executors.trainer import Trainer
     from harness.runs.provenance import git_commit
@@ -121,8 +123,8 @@ def replay(run_dir: Path, steps: int, scratch: Path, progress: bool = False) -> 
     trainer.run_until(steps)
     then = committed.read_metrics() + _eval_rows(committed)
     now = trainer.record.read_metrics() + _eval_rows(trainer.record)
-    return Recheck(run_dir.name, str(summary.get("git_commit", "?")), git_commit(), steps,
-                   compare(then, now, steps))
+    return Recheck(run_dir.name, str(summary.get("git_commit", "?")), code or git_commit(),
+                   steps, compare(then, now, steps))
 
 
 def pick_runs(results: Path) -> list[Path]:
@@ -177,10 +179,16 @@ def recheck(results: Path, steps: int, run_ids: Sequence[str] = (), out: Path | 
         runs = pick_runs(results)
         if not runs:
             raise FileNotFoundError(f"{runs_root}: no finished runs to recheck")
+    from harness.runs.provenance import git_commit
+
+    # read once, before the first run: edits to the tree while it replays do not change the
+    # code this process has loaded (a checkout with untracked results reads "-dirty": recheck
+    # from a clean worktree, as scripts/leaderboard.sh's PIN=1 runs the sweep)
+    code = git_commit()
     checks: list[Recheck] = []
     with tempfile.TemporaryDirectory(prefix="selbench-recheck-") as tmp:
         for i, run in enumerate(runs, 1):
-            check = replay(run, steps, Path(tmp), progress=False)
+            check = replay(run, steps, Path(tmp), progress=False, code=code)
             checks.append(check)
             if progress:
                 print(f"[{i}/{len(runs)}] {check.run_id} (ran by {check.commit}): "
