@@ -72,3 +72,11 @@ def test_the_sweep_plan_estimates_the_cost_left_from_finished_runs(results: Path
     assert line.endswith("(1 priced by finished runs of the same pair and strategy, "
                          "2 by other strategies on the pair)")
     assert line in sw.format_plan(plan)
+    # the sweep's running estimate: the same prices, per run, over the runs at once
+    rate, tiers = sweepcost.prices(plan)
+    assert tiers == [1, 0, 2, 0] and len(rate) == 3
+    per_step = per_run_h * 3600 / s["steps"]
+    assert all(abs(r - per_step) < 1e-9 for r in rate.values())
+    left = {run_id: s["steps"] for run_id in rate}
+    assert abs(sweepcost.hours_left(rate, left, 2) - 1.5 * per_run_h) < 1e-9
+    assert sweepcost.hours_left(rate, {**left, "unpriced": 10}, 2) is None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from harness.protocol import sweepcost
 from harness.protocol.sweep import BUSY, Plan, PlannedRun, SweepError, logged_step
 from harness.protocol.sweep_worker import BUSY_EXIT
 from harness.runs.paths import PROJECT_ROOT
@@ -259,13 +260,21 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _postfix(plan: Plan, runs: list[PlannedRun], failed: int) -> str:
-    parts = [f"{r.short} {logged_step(plan.results_root / 'runs' / r.run_id)}/{r.steps}"
-             for r in runs[:3]]
+def _postfix(plan: Plan, runs: list[PlannedRun], failed: int, queued: list[PlannedRun],
+             rate: dict[str, float], slots: int) -> str:
+    logged = {r.run_id: logged_step(plan.results_root / "runs" / r.run_id) for r in runs}
+    parts = [f"{r.short} {logged[r.run_id]}/{r.steps}" for r in runs[:3]]
     if len(runs) > 3:
         parts.append(f"+{len(runs) - 3} more")
     if failed:
         parts.append(f"{failed} failed")
+    # the bar's own estimate counts runs, whose costs differ several-fold between strategies;
+    # this one prices each run's steps left at the measured rate of finished runs like it
+    steps_left = {r.run_id: r.steps - r.steps_logged for r in queued}
+    steps_left.update({r.run_id: r.steps - logged[r.run_id] for r in runs})
+    hours = sweepcost.hours_left(rate, steps_left, slots) if rate else None
+    if hours is not None:
+        parts.append(f"~{hours:.1f} h left at the finished runs' rates")
     return ", ".join(parts)
 
 
@@ -282,6 +291,7 @@ def schedule(plan: Plan, executor: Any, skip_busy: bool = False, progress: bool 
                 outcomes.append(Outcome(run, BUSY, "another process is writing it"))
             else:
                 queue.append((run, True))
+    rate = sweepcost.prices(plan)[0] if progress else {}
     bar = progress_bar(len(todo), initial=len(outcomes), unit="run", disable=not progress,
                        desc=f"sweep {plan.spec.name}", dynamic_ncols=True)
     failed = 0
@@ -301,7 +311,8 @@ def schedule(plan: Plan, executor: Any, skip_busy: bool = False, progress: bool 
                     failed += status == FAILED
                     outcomes.append(Outcome(run, status, message))
                     bar.update(1)
-                postfix = _postfix(plan, executor.active(), failed)
+                postfix = _postfix(plan, executor.active(), failed, [r for r, _ in queue],
+                                   rate, executor.slots())
                 if progress and postfix != shown:  # redraw only when a run moved
                     bar.set_postfix_str(shown := postfix)
         except KeyboardInterrupt:

@@ -37,12 +37,8 @@ def _median(values: list[float]) -> float:
     return sorted(values)[len(values) // 2]
 
 
-def estimate_cost(plan: Plan) -> str:
-    """One line: what the finished runs cost in core-hours, and what the rest will cost at the
-    measured per-step rate of finished runs (a sample of the sweep, measured on this machine;
-    wall-clock on a shared machine moves by tens of percent). A run left is priced by finished
-    runs of its pair and strategy; with none, of its strategy on other pairs; then of its pair;
-    then of any finished run. The line says how many runs each tier priced."""
+def _finished_rates(plan: Plan) -> tuple[dict[tuple[str, str], list[float]], float, int]:
+    """Per (pair, label): finished runs' core-seconds per step; their total cost; their count."""
     rates: dict[tuple[str, str], list[float]] = {}
     done_s = 0.0
     n_done = 0
@@ -55,32 +51,63 @@ def estimate_cost(plan: Plan) -> str:
         rates.setdefault((run.pair, run.label), []).append(rate)
         done_s += rate * run.steps
         n_done += 1
-    left = [r for r in plan.runs if r.state != FINISHED]
-    if not n_done:
-        return ""
-    line = f"cost: {n_done} finished runs took {done_s / 3600:.1f} core-hours"
-    if not left:
-        return line
+    return rates, done_s, n_done
+
+
+def prices(plan: Plan) -> tuple[dict[str, float], list[int]]:
+    """Core-seconds per step of every unfinished run (by run id), from finished runs of its
+    pair and strategy; with none, of its strategy on other pairs; then of its pair; then of
+    any finished run; and how many runs each of those four tiers priced. Empty when no run
+    has finished."""
+    rates, _, _ = _finished_rates(plan)
     by_label: dict[str, list[float]] = {}
     by_pair: dict[str, list[float]] = {}
     for (pair, label), sample in rates.items():
         by_label.setdefault(label, []).extend(sample)
         by_pair.setdefault(pair, []).extend(sample)
     every = [r for sample in rates.values() for r in sample]
-    est_s, tiers = 0.0, [0, 0, 0, 0]
-    for run in left:
+    out: dict[str, float] = {}
+    tiers = [0, 0, 0, 0]
+    for run in plan.runs:
+        if run.state == FINISHED:
+            continue
         for tier, sample in enumerate((rates.get((run.pair, run.label)), by_label.get(run.label),
                                        by_pair.get(run.pair), every)):
             if sample:
-                est_s += _median(sample) * (run.steps - run.steps_logged)
+                out[run.run_id] = _median(sample)
                 tiers[tier] += 1
                 break
+    return out, tiers
+
+
+def estimate_cost(plan: Plan) -> str:
+    """One line: what the finished runs cost in core-hours, and what the rest will cost at the
+    measured per-step rate of finished runs (a sample of the sweep, measured on this machine;
+    wall-clock on a shared machine moves by tens of percent), priced as :func:`prices` says;
+    the line says how many runs each tier priced."""
+    _, done_s, n_done = _finished_rates(plan)
+    left = [r for r in plan.runs if r.state != FINISHED]
+    if not n_done:
+        return ""
+    line = f"cost: {n_done} finished runs took {done_s / 3600:.1f} core-hours"
+    if not left:
+        return line
+    rate, tiers = prices(plan)
+    est_s = sum(rate[r.run_id] * (r.steps - r.steps_logged) for r in left)
     line += (f"; the {len(left)} left need about {est_s / 3600:.1f} core-hours "
              f"({tiers[0]} priced by finished runs of the same pair and strategy")
     extrapolated = [f"{n} by {what}" for n, what in zip(
         tiers[1:], ("the strategy on other pairs", "other strategies on the pair",
                     "all finished runs"), strict=True) if n]
     return line + (", " + ", ".join(extrapolated) if extrapolated else "") + ")"
+
+
+def hours_left(rate: dict[str, float], steps_left: dict[str, int], slots: int) -> float | None:
+    """Wall-clock hours the runs left need at ``slots`` runs at once, each on its own core:
+    their priced core-seconds over the slots (None when some run has no price)."""
+    if any(run_id not in rate for run_id in steps_left):
+        return None
+    return sum(rate[r] * n for r, n in steps_left.items()) / max(1, slots) / 3600
 
 
 # the on-clock phases of a step, as metrics.csv logs them (time/step is their sum); a strategy's
