@@ -132,6 +132,14 @@ def performance(bench: Path = BENCH) -> str:
         out.append("| generation tokens/s, vLLM / ours (" + ", ".join(r["pair"] for r in vllm)
                    + ") | " + ", ".join(f"{r['vllm / hf']}x" for r in vllm)
                    + " | - | [engines.md](results/bench/engines.md) |")
+    compiled = bench / "compile.md"
+    if compiled.is_file():
+        rows = rows_of(compiled)
+        out.append("| `SELBENCH_COMPILE=1` (torch.compile), step and 150-step run / eager ("
+                   + ", ".join(f"{r['pair']}, cache {r['inductor cache']}" for r in rows) + ") | "
+                   + ", ".join(f"{r['compiled / eager']}, {r['150-step run, compiled / eager']}"
+                               for r in rows)
+                   + " | pays after its compile | [compile.md](results/bench/compile.md) |")
     return "\n".join(out)
 
 

@@ -111,3 +111,17 @@ def test_recheck_writes_table_and_json(config_dir, built_test_model, tmp_path) -
     assert "1 of 1 runs reproduced bit for bit" in path.read_text()
     data = json.loads(path.with_suffix(".json").read_text())
     assert data["runs"][0]["run_id"] == cfg.run_id() and data["runs"][0]["identical"]
+
+
+def test_an_eager_run_is_replayed_eager_whatever_the_environment(config_dir, built_test_model,
+                                                                 tmp_path, monkeypatch) -> None:
+    import os
+
+    monkeypatch.delenv("SELBENCH_COMPILE", raising=False)
+    cfg = config.resolve("test-pair", "uniform", seed=7, config_dir=config_dir)
+    run_dir, summary = trainer.run(cfg, tmp_path / "results", progress=False)
+    assert summary["compiled"] is False
+    monkeypatch.setenv("SELBENCH_COMPILE", "1")
+    check = recheck.replay(run_dir, 2, tmp_path / "scratch")
+    assert check.identical  # compiled kernels would round differently
+    assert os.environ["SELBENCH_COMPILE"] == "1"  # the caller's setting is left as it was

@@ -174,3 +174,35 @@ def test_cuda_device_without_cuda_stops_with_a_config_error() -> None:
     assert _device("cpu") == torch.device("cpu")
     with pytest.raises(ConfigError, match="train.device"):
         _device("cuda")
+
+
+def test_compile_switch_is_off_unless_asked(config_dir, built_test_model, tmp_path,
+                                            monkeypatch) -> None:
+    monkeypatch.delenv("SELBENCH_COMPILE", raising=False)
+    _, summary = trainer.run(_cfg(config_dir, seed=4), tmp_path, progress=False)
+    assert summary["compiled"] is False
+    model = torch.nn.Linear(2, 2)
+    plain = model.forward
+    monkeypatch.setenv("SELBENCH_COMPILE", "0")
+    assert not trainer.compile_policy(model) and model.forward == plain
+
+
+@pytest.mark.slow
+def test_compiled_run_matches_eager_to_rounding(config_dir, built_test_model, tmp_path,
+                                                monkeypatch) -> None:
+    """SELBENCH_COMPILE=1 compiles the policy's forward: the same run, the same selections and
+    rewards, losses within rounding of the eager run's (fused kernels round differently)."""
+    monkeypatch.delenv("SELBENCH_COMPILE", raising=False)
+    eager_dir, _ = trainer.run(_cfg(config_dir, seed=6), tmp_path / "eager", progress=False)
+    monkeypatch.setenv("SELBENCH_COMPILE", "1")
+    compiled_dir, summary = trainer.run(_cfg(config_dir, seed=6), tmp_path / "compiled",
+                                        progress=False)
+    assert summary["compiled"] is True
+    eager = {(s, k): v for s, k, v in RunRecord(eager_dir).read_metrics()}
+    compiled = {(s, k): v for s, k, v in RunRecord(compiled_dir).read_metrics()}
+    assert eager.keys() == compiled.keys()
+    for key, value in eager.items():
+        if key[1].startswith("cost/") or key[1] == "train/reward_mean":
+            assert compiled[key] == value, key
+        elif key[1] in ("train/loss", "train/grad_norm"):
+            assert abs(compiled[key] - value) <= 1e-4 * max(abs(value), 1e-3), key

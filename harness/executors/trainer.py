@@ -76,6 +76,23 @@ class _Context(ContextBase):
         return rewards.tolist()
 
 
+def compile_policy(model: torch.nn.Module) -> bool:
+    """``SELBENCH_COMPILE=1``: ``torch.compile`` the policy's forward (dynamic shapes) for
+    every phase that calls it. An execution switch, like the thread count, not a config field:
+    it must not change what a run computes, which ``selbench recheck`` checks against eager
+    records; the summary says whether a run used it (``compiled``)."""
+    import os
+
+    if os.environ.get("SELBENCH_COMPILE", "") != "1":
+        return False
+    # one graph per grad mode, train/eval mode and the 0/1 sizes dynamo specialises (a lone
+    # row left decoding): the default limit of 8 is met within a run, and past it dynamo
+    # silently runs eager
+    torch._dynamo.config.recompile_limit = max(32, torch._dynamo.config.recompile_limit)
+    model.forward = torch.compile(model.forward, dynamic=True)  # type: ignore[method-assign]
+    return True
+
+
 class Trainer:
     def __init__(self, cfg: RunConfig, run_dir: Path, progress: bool = True) -> None:
         self.cfg = cfg
@@ -99,6 +116,7 @@ class Trainer:
         self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)
         self.model.to(self.device)
         self.model.train()
+        self.compiled = compile_policy(self.model)
         # the policy's sampling and scoring on the pool (shared with the probe and evaluation)
         self.sampler = Sampler(cfg, self.pool, self.model, self.tokenizer, self.model_path)
         self.sampler.on_verifier_failures = self._count_verifier_failures
@@ -355,7 +373,7 @@ class Trainer:
         probes = [v for _, name, v in self.record.read_metrics() if name == MACHINE_KEY]
         # data: what the run read (also in data.json, checked on resume)
         return self.core.summary(self.step, self.record.read_eval(), probes, "inprocess",
-                                 self.code_commit, data=self.data)
+                                 self.code_commit, data=self.data, compiled=self.compiled)
 
 
 def run(cfg: RunConfig, results_root: Path, progress: bool = True) -> tuple[Path, dict[str, Any]]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import tempfile
 from collections.abc import Collection, Iterable, Sequence
@@ -119,7 +120,16 @@ def replay(run_dir: Path, steps: int, scratch: Path, progress: bool = False,
                          "resolves the stored config differently, so nothing it reruns compares")
     summary = json.loads(committed.summary_path.read_text())
     steps = min(steps, cfg.train.steps)
-    trainer = Trainer(cfg, scratch / run_dir.name, progress=progress)
+    # a run made with SELBENCH_COMPILE=1 is replayed compiled, an eager one eager
+    before = os.environ.get("SELBENCH_COMPILE")
+    os.environ["SELBENCH_COMPILE"] = "1" if summary.get("compiled") else "0"
+    try:
+        trainer = Trainer(cfg, scratch / run_dir.name, progress=progress)
+    finally:
+        if before is None:
+            del os.environ["SELBENCH_COMPILE"]
+        else:
+            os.environ["SELBENCH_COMPILE"] = before
     trainer.run_until(steps)
     then = committed.read_metrics() + _eval_rows(committed)
     now = trainer.record.read_metrics() + _eval_rows(trainer.record)
