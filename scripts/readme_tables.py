@@ -135,11 +135,13 @@ def performance(bench: Path = BENCH) -> str:
     compiled = bench / "compile.md"
     if compiled.is_file():
         rows = rows_of(compiled)
-        out.append("| `SELBENCH_COMPILE=1` (torch.compile), step and 150-step run / eager ("
-                   + ", ".join(f"{r['pair']}, cache {r['inductor cache']}" for r in rows) + ") | "
-                   + ", ".join(f"{r['compiled / eager']}, {r['150-step run, compiled / eager']}"
+        pairs = ", ".join(dict.fromkeys(r["pair"] for r in rows))
+        caches = "; ".join(dict.fromkeys(r["inductor cache"] for r in rows))
+        out.append(f"| torch.compile (`SELBENCH_COMPILE=1`, {pairs}): step, and 150-step run "
+                   f"with its compile, over eager (inductor cache {caches}) | "
+                   + "; ".join(f"{r['compiled / eager']}, {r['150-step run, compiled / eager']}"
                                for r in rows)
-                   + " | pays after its compile | [compile.md](results/bench/compile.md) |")
+                   + " | run < 1x, else off | [compile.md](results/bench/compile.md) |")
     return "\n".join(out)
 
 
