@@ -72,6 +72,21 @@ def leaderboard(results: Path = LEADERBOARD) -> str:
         out.append(f"| {row['rank']} | {label} | {len(mine)} | {reached}/{seeds} | "
                    f"{_ci(row['iqm_speedup'], row['iqm_lo'], row['iqm_hi'])} | "
                    f"{_ci(row['poi'], row['poi_lo'], row['poi_hi'])} |")
+    recheck = results / "recheck.json"
+    if recheck.is_file():
+        import json
+
+        runs = json.loads(recheck.read_text())["runs"]
+        same = [r for r in runs if r["identical"]]
+        differ = [r for r in runs if not r["identical"]]
+        off = ", ".join(f"`{r['commit']}`" for r in differ)
+        sizes = [r["worst_rel"] for r in differ if "worst_rel" in r]
+        size = (f" by at most {max(sizes):.0e} (relative)" if len(sizes) == len(differ)
+                else " (sizes in the table)")
+        out += ["", f"Do the commits compute the same? `selbench recheck` replayed the first "
+                f"{max(r['steps'] for r in runs)} steps of one run per commit: {len(same)} of "
+                f"{len(runs)} bit for bit" + (f"; those of {off} differ{size}" if off else "")
+                + " ([`recheck.md`](results/leaderboard/recheck.md))."]
     # the reading, generated with the numbers so that it cannot go stale as runs land
     with (report / "claims.csv").open() as fh:
         untested = sorted({r["label"] for r in csv.DictReader(fh) if r["verdict"] == "not tested"})

@@ -213,7 +213,8 @@ def recheck(results: Path, steps: int, run_ids: Sequence[str] = (), out: Path | 
 def to_json(checks: Sequence[Recheck]) -> dict[str, object]:
     return {"code": checks[0].code if checks else "",
             "runs": [{"run_id": c.run_id, "commit": c.commit, "steps": c.steps,
-                      "values": c.diff.values, "identical": c.identical, "verdict": c.verdict()}
+                      "values": c.diff.values, "identical": c.identical,
+                      "worst_rel": c.diff.worst_rel, "verdict": c.verdict()}
                      for c in checks]}
 
 
