@@ -88,7 +88,9 @@ def compile_policy(model: torch.nn.Module) -> bool:
     # one graph per grad mode, train/eval mode and the 0/1 sizes dynamo specialises (a lone
     # row left decoding): the default limit of 8 is met within a run, and past it dynamo
     # silently runs eager
-    torch._dynamo.config.recompile_limit = max(32, torch._dynamo.config.recompile_limit)
+    dynamo = torch._dynamo.config
+    limit = "recompile_limit" if hasattr(dynamo, "recompile_limit") else "cache_size_limit"  # torch < 2.7
+    setattr(dynamo, limit, max(32, getattr(dynamo, limit)))
     model.forward = torch.compile(model.forward, dynamic=True)  # type: ignore[method-assign]
     return True
 
