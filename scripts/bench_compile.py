@@ -31,7 +31,7 @@ sys.path.insert(0, str(PROJECT))
 import torch  # noqa: E402
 
 from harness import config  # noqa: E402
-from harness.executors.trainer import Trainer, compile_policy  # noqa: E402
+from harness.executors.trainer import Trainer  # noqa: E402
 
 RUN_STEPS = 150  # the suite's run length
 
@@ -39,13 +39,7 @@ RUN_STEPS = 150  # the suite's run length
 def _trainer(pair: str, threads: int, compiled: bool, folder: Path) -> Trainer:
     cfg = config.resolve(pair, "uniform", overrides=[f"train.threads={threads}",
                                                      "train.checkpoint_every=0"])
-    trainer = Trainer(cfg, folder, progress=False)
-    if compiled:
-        os.environ["SELBENCH_COMPILE"] = "1"
-        try:
-            compile_policy(trainer.model)
-        finally:
-            del os.environ["SELBENCH_COMPILE"]
+    trainer = Trainer(cfg, folder, progress=False, compiled=compiled)
     trainer.record.start(config.dump(cfg))
     return trainer
 

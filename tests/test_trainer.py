@@ -184,7 +184,8 @@ def test_compile_switch_is_off_unless_asked(config_dir, built_test_model, tmp_pa
     model = torch.nn.Linear(2, 2)
     plain = model.forward
     monkeypatch.setenv("SELBENCH_COMPILE", "0")
-    assert not trainer.compile_policy(model) and model.forward == plain
+    assert not trainer.compile_wanted()
+    assert not trainer.compile_policy(model, trainer.compile_wanted()) and model.forward == plain
 
 
 @pytest.mark.slow

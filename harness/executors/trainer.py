@@ -76,14 +76,19 @@ class _Context(ContextBase):
         return rewards.tolist()
 
 
-def compile_policy(model: torch.nn.Module) -> bool:
-    """``SELBENCH_COMPILE=1``: ``torch.compile`` the policy's forward (dynamic shapes) for
-    every phase that calls it. An execution switch, like the thread count, not a config field:
-    it must not change what a run computes, which ``selbench recheck`` checks against eager
-    records; the summary says whether a run used it (``compiled``)."""
+def compile_wanted() -> bool:
+    """``SELBENCH_COMPILE=1`` in the environment."""
     import os
 
-    if os.environ.get("SELBENCH_COMPILE", "") != "1":
+    return os.environ.get("SELBENCH_COMPILE", "") == "1"
+
+
+def compile_policy(model: torch.nn.Module, enabled: bool) -> bool:
+    """``torch.compile`` the policy's forward (dynamic shapes) for every phase that calls it,
+    when ``enabled``; returns ``enabled``. An execution switch, like the thread count, not a
+    config field: fused kernels round differently, so results agree with eager ones to the
+    last digits only (``selbench recheck`` measures it); the summary says ``compiled``."""
+    if not enabled:
         return False
     # one graph per grad mode, train/eval mode and the 0/1 sizes dynamo specialises (a lone
     # row left decoding): the default limit of 8 is met within a run, and past it dynamo
@@ -96,7 +101,8 @@ def compile_policy(model: torch.nn.Module) -> bool:
 
 
 class Trainer:
-    def __init__(self, cfg: RunConfig, run_dir: Path, progress: bool = True) -> None:
+    def __init__(self, cfg: RunConfig, run_dir: Path, progress: bool = True,
+                 compiled: bool | None = None) -> None:
         self.cfg = cfg
         self.progress = progress
         self.record = RunRecord(run_dir)
@@ -118,7 +124,9 @@ class Trainer:
         self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)
         self.model.to(self.device)
         self.model.train()
-        self.compiled = compile_policy(self.model)
+        # None: as SELBENCH_COMPILE says
+        self.compiled = compile_policy(self.model, compile_wanted() if compiled is None
+                                       else compiled)
         # the policy's sampling and scoring on the pool (shared with the probe and evaluation)
         self.sampler = Sampler(cfg, self.pool, self.model, self.tokenizer, self.model_path)
         self.sampler.on_verifier_failures = self._count_verifier_failures

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import sys
 import tempfile
 from collections.abc import Collection, Iterable, Sequence
@@ -121,15 +120,8 @@ def replay(run_dir: Path, steps: int, scratch: Path, progress: bool = False,
     summary = json.loads(committed.summary_path.read_text())
     steps = min(steps, cfg.train.steps)
     # a run made with SELBENCH_COMPILE=1 is replayed compiled, an eager one eager
-    before = os.environ.get("SELBENCH_COMPILE")
-    os.environ["SELBENCH_COMPILE"] = "1" if summary.get("compiled") else "0"
-    try:
-        trainer = Trainer(cfg, scratch / run_dir.name, progress=progress)
-    finally:
-        if before is None:
-            del os.environ["SELBENCH_COMPILE"]
-        else:
-            os.environ["SELBENCH_COMPILE"] = before
+    trainer = Trainer(cfg, scratch / run_dir.name, progress=progress,
+                      compiled=bool(summary.get("compiled")))
     trainer.run_until(steps)
     then = committed.read_metrics() + _eval_rows(committed)
     now = trainer.record.read_metrics() + _eval_rows(trainer.record)
