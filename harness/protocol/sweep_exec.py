@@ -28,6 +28,7 @@ from harness.protocol import sweepcost
 from harness.protocol.sweep import BUSY, Plan, PlannedRun, SweepError, logged_step
 from harness.protocol.sweep_worker import BUSY_EXIT
 from harness.runs.paths import PROJECT_ROOT
+from harness.runs.progress import _fmt_s
 from harness.runs.progress import bar as progress_bar
 
 FAILED, DONE, INTERRUPTED = "failed", "done", "interrupted"
@@ -274,7 +275,7 @@ def _postfix(plan: Plan, runs: list[PlannedRun], failed: int, queued: list[Plann
     steps_left.update({r.run_id: r.steps - logged[r.run_id] for r in runs})
     hours = sweepcost.hours_left(rate, steps_left, slots) if rate else None
     if hours is not None:
-        parts.append(f"~{hours:.1f} h left at the finished runs' rates")
+        parts.append(f"~{_fmt_s(hours * 3600)} left at the finished runs' rates")
     return ", ".join(parts)
 
 
