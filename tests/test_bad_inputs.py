@@ -732,6 +732,50 @@ def test_a_changed_package_or_pool_refuses_the_resume(tmp_path: Path) -> None:
     assert list(gym["packages"]) == ["reasoning-gym"] and gym["files"] == {}
 
 
+def test_a_changed_predictor_refuses_the_resume(tmp_path: Path, config_dir: Path) -> None:
+    """The DOTS predictor lives in a per-machine cache and is refitted on a fresh machine: the
+    run records its weights' hash and a resume with other weights stops with one line."""
+    import json
+
+    from harness import config
+    from harness.predictor.resources import artifact_dir, predictor_dir
+    from harness.runs.fingerprint import DataChangedError, check, fingerprint, record
+
+    dots = config.resolve("test-pair", "dots", config_dir=config_dir)
+    assert predictor_dir(dots) == artifact_dir(dots)
+    assert predictor_dir(config.resolve("test-pair", "uniform", config_dir=config_dir)) is None
+
+    def artifact(name: str, digest: str) -> Path:
+        d = tmp_path / name
+        d.mkdir()
+        (d / "manifest.json").write_text(json.dumps({"weights_sha256": digest}))
+        return d
+
+    first, other = artifact("first", "a" * 64), artifact("refit", "b" * 64)
+    same = artifact("copy", "a" * 64)
+    cfg = TaskConfig(n_train=8, n_eval=4)
+    pool = load_pool(cfg, "g")
+    run = tmp_path / "run"
+    run.mkdir()
+    now = fingerprint(cfg, pool, first)
+    assert now["predictor"] == {"path": str(first), "weights_sha256": "a" * 64}
+    record(run, now, "abc1234")
+    check(run, fingerprint(cfg, pool, same))  # the same weights elsewhere are the same predictor
+    message = str(pytest.raises(DataChangedError, check, run, fingerprint(cfg, pool, other)).value)
+    assert "\n" not in message and "the difficulty predictor changed since this run started" in message
+    assert f"aaaaaaaaaaaa... then ({first}), bbbbbbbbbbbb... now ({other})" in message
+    assert "put that artifact back" in message and "give a new --results folder" in message
+    message = str(pytest.raises(DataChangedError, check, run,
+                                fingerprint(cfg, pool, tmp_path / "absent")).value)
+    assert "none found now" in message
+    # a run recorded before predictors were fingerprinted (or one without a predictor) resumes
+    old = tmp_path / "old"
+    old.mkdir()
+    record(old, fingerprint(cfg, pool), "abc1234")
+    assert "predictor" not in json.loads((old / "data.json").read_text())
+    check(old, fingerprint(cfg, pool, other))
+
+
 # --- other careless inputs: config files and command-line values ----------------------------
 
 

@@ -3,6 +3,7 @@ a loadable artifact, the label cache (reuse, extension, resume) and the DOTS sco
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import shutil
@@ -17,6 +18,7 @@ from harness.instrument.tasks import load_pool
 from harness.predictor import fit as fit_mod
 from harness.predictor import resources
 from harness.predictor.artifact import load_artifact
+from harness.runs.fingerprint import fingerprint
 
 SMALL = [
     "predictor.fit.questions=40", "predictor.fit.samples=4", "predictor.fit.epochs=2",
@@ -82,6 +84,11 @@ def test_fit_command_writes_artifact_and_reuses_labels(
     if HAS_ST:
         assert rep.embedder_key.startswith("sentence_transformer-") and refit.spec.embed_dim == 384
         assert resources.artifact_dir(refit_cfg) != where
+
+    # a run's data fingerprint names these weights by their own hash
+    weights_sha = hashlib.sha256((where / "weights.safetensors").read_bytes()).hexdigest()
+    recorded = fingerprint(cfg.task, load_pool(cfg.task, cfg.pair), where)["predictor"]
+    assert recorded == {"path": str(where), "weights_sha256": weights_sha}
 
     # the scorer DOTS runs load works on the whole pool
     scorer = resources.load_scorer(cfg, pool_texts, built_test_model)

@@ -39,6 +39,7 @@ from harness.core.step import (  # noqa: F401 (PHASES, MACHINE_KEY, seed_for: re
 from harness.executors import inprocess_update as update
 from harness.instrument import policy, positions
 from harness.instrument.tasks import Pool, check_pool_size, load_pool
+from harness.predictor.resources import predictor_dir
 from harness.runs import fingerprint, progress
 from harness.runs.provenance import git_commit
 from harness.runs.records import RunBusyError, RunRecord, atomic_save, folder_lock  # noqa: F401 (re-export)
@@ -118,7 +119,7 @@ class Trainer:
         self.pool = positions.fit_for_model(self.pool, cfg, progress=progress)
         check_pool_size(self.pool, cfg.train.batch_size, "train.batch_size")
         # a resume on other data than the run started with stops here, before the model loads
-        self.data = fingerprint.fingerprint(cfg.task, self.pool)
+        self.data = fingerprint.fingerprint(cfg.task, self.pool, predictor_dir(cfg))
         fingerprint.check(self.record.root, self.data)
         self.device = device_for(cfg.train.device)
         self.model, self.tokenizer, self.model_path = policy.load(cfg.model, progress=progress)

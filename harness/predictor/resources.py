@@ -49,6 +49,14 @@ def artifact_dir(cfg: RunConfig) -> Path:
     return cache_dir() / "predictors" / name
 
 
+def predictor_dir(cfg: RunConfig) -> Path | None:
+    """The artifact folder a run of ``cfg`` scores with, or None when its strategy uses no
+    predictor (what the run's data fingerprint records)."""
+    from strategies.registry import get_entry
+
+    return artifact_dir(cfg) if get_entry(cfg.strategy_name).uses_predictor else None
+
+
 def load_scorer(cfg: RunConfig, texts: list[str], model_path: Path) -> PoolScorer:
     """The frozen predictor over this pool, ready to score a round. Fails with the command to run
     when no artifact exists, and refuses one fitted on other embeddings (vectors would not match)."""

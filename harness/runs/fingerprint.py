@@ -10,7 +10,10 @@ point at the wrong questions. So the first start writes ``data.json`` into the r
 - ``packages``: the versions of what builds and checks the pool (reasoning-gym for generated
   pools, math-verify for parquet ones);
 - ``pool_sha256``: a digest of the questions actually trained and evaluated on (after every
-  filter), which also covers Hugging Face datasets read from their cache.
+  filter), which also covers Hugging Face datasets read from their cache;
+- ``predictor`` (strategies that score with the DOTS predictor): its folder and the sha256 of
+  its weights. The artifact lives in a per-machine cache and is refitted on a fresh machine, so
+  a resume there would otherwise select the second half of a run with another predictor.
 
 On resume :func:`check` compares and refuses with one line naming the file (or package) and what
 changed. The run id does not change: the fingerprint lives beside the config, not in it.
@@ -65,8 +68,21 @@ def pool_digest(pool: Pool) -> str:
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
-def fingerprint(task: TaskConfig, pool: Pool) -> dict[str, Any]:
-    """The data fingerprint of a run on ``task``, whose final pool is ``pool``."""
+def predictor_record(directory: Path) -> dict[str, str] | None:
+    """The predictor artifact in ``directory``: its folder and the weights' sha256 from its
+    manifest (loading the artifact checks the weights against it); None where there is none yet
+    (loading it then fails with the command that fits one)."""
+    manifest = Path(directory) / "manifest.json"
+    try:
+        digest = json.loads(manifest.read_text(encoding="utf-8"))["weights_sha256"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        return None
+    return {"path": str(directory), "weights_sha256": str(digest)}
+
+
+def fingerprint(task: TaskConfig, pool: Pool, predictor: Path | None = None) -> dict[str, Any]:
+    """The data fingerprint of a run on ``task``, whose final pool is ``pool``, scoring with the
+    predictor artifact in ``predictor`` (None: the strategy uses none)."""
     files: dict[str, dict[str, Any]] = {}
     for field_name, path in task_files(task):
         if is_local(path):
@@ -75,9 +91,13 @@ def fingerprint(task: TaskConfig, pool: Pool) -> dict[str, Any]:
                                  "bytes": where.stat().st_size}
         else:  # a Hugging Face dataset from the local cache: pool_sha256 covers its content
             files[field_name] = {"dataset": path}
-    return {"files": files,
-            "packages": {n: _version(n) for n in _POOL_PACKAGES.get(task.source, ())},
-            "pool_sha256": pool_digest(pool)}
+    out: dict[str, Any] = {
+        "files": files, "packages": {n: _version(n) for n in _POOL_PACKAGES.get(task.source, ())},
+        "pool_sha256": pool_digest(pool)}
+    found = predictor_record(predictor) if predictor is not None else None
+    if found is not None:
+        out["predictor"] = found
+    return out
 
 
 def _fix(run_dir: Path) -> str:
@@ -107,6 +127,14 @@ def _difference(then: dict[str, Any], now: dict[str, Any], run_dir: Path) -> str
         return ("the pool built now differs from the one this run started on (same files and "
                 "packages: selbench's own data handling changed); check out the commit the "
                 f"run started with ({then.get('git_commit', 'unknown')}), or {_fix(run_dir)}")
+    old_p, new_p = then.get("predictor"), now.get("predictor") or {}
+    if old_p and old_p.get("weights_sha256") != new_p.get("weights_sha256"):
+        now_s = (f"{str(new_p.get('weights_sha256'))[:12]}... now ({new_p.get('path')})"
+                 if new_p else "none found now")
+        return (f"the difficulty predictor changed since this run started: weights sha256 "
+                f"{str(old_p.get('weights_sha256'))[:12]}... then ({old_p.get('path')}), {now_s}; "
+                f"resuming would select with two predictors in one run: put that artifact back "
+                f"(or set predictor.artifact to a copy of it), or {_fix(run_dir)}")
     return None
 
 

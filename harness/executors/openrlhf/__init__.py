@@ -155,6 +155,7 @@ def run(cfg: RunConfig, results_root: Path, dry_run: bool = False,
     from harness.instrument.tasks import load_pool
 
     pool = load_pool(cfg.task, cfg.pair)  # missing data fails here, in a second, with the file
+    from harness.predictor.resources import predictor_dir
     from harness.runs import fingerprint
     from harness.runs.provenance import git_commit
     from harness.runs.records import RunBusyError, folder_lock
@@ -163,7 +164,7 @@ def run(cfg: RunConfig, results_root: Path, dry_run: bool = False,
     with folder_lock(run_dir, RunBusyError.for_run(run_dir)):
         if summary_path.exists():
             return run_dir, json.loads(summary_path.read_text())
-        data = fingerprint.fingerprint(cfg.task, pool)
+        data = fingerprint.fingerprint(cfg.task, pool, predictor_dir(cfg))
         fingerprint.check(run_dir, data)  # a resume on other data stops before the launch
         fingerprint.record(run_dir, data, git_commit())
         plan = prepare(cfg, results_root, build=True)
