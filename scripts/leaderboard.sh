@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=${SELBENCH:-.venv/bin/selbench}  # relative to the checkout
+PY=${PYTHON:-.venv/bin/python}
 CACHE=${SELBENCH_CACHE:-$HOME/.cache/selbench}
 if [ "${PIN:-0}" = 1 ]; then
   code=$PWD/.leaderboard-code
@@ -20,7 +21,7 @@ if [ "${PIN:-0}" = 1 ]; then
   export PYTHONPATH=$code
   echo "code pinned at $(git -C "$code" rev-parse --short HEAD) in $code"
 fi
-pairs=$(.venv/bin/python -c "from harness.protocol import sweep; print(' '.join(sweep.load_spec(sweep.find_sweep_file('leaderboard')).pairs))")
+pairs=$("$PY" -c "from harness.protocol import sweep; print(' '.join(sweep.load_spec(sweep.find_sweep_file('leaderboard')).pairs))")
 todo=()
 for p in $pairs; do
   [ -f "$CACHE/predictors/${p}__sentence_transformer/manifest.json" ] || todo+=("$p")
@@ -33,6 +34,23 @@ for ((i = 0; i < ${#todo[@]}; i += 2)); do
   done
   wait
 done
+# every DOTS run of a pair must score with the same predictor, but the cache is per machine and
+# a fresh one refits: the weights' hashes are committed beside the records and a refit that
+# differs stops here (the fit is seeded and has reproduced bit for bit so far)
+CACHE="$CACHE" "$PY" - "$pairs" <<'PYEOF'
+import json, os, sys
+from pathlib import Path
+book = Path("results/leaderboard/predictors.json")
+known = json.loads(book.read_text()) if book.is_file() else {}
+for pair in sys.argv[1].split():
+    where = Path(os.environ["CACHE"]) / "predictors" / f"{pair}__sentence_transformer"
+    digest = json.loads((where / "manifest.json").read_text())["weights_sha256"]
+    if known.setdefault(pair, digest) != digest:
+        sys.exit(f"the predictor fitted here for {pair} ({where}) has weights {digest[:12]}..., "
+                 f"the leaderboard's runs used {known[pair][:12]}... ({book}): copy that artifact "
+                 f"into {where}, or find why the fit no longer reproduces")
+book.write_text(json.dumps(known, indent=2, sort_keys=True) + "\n")
+PYEOF
 workers=()
 if [[ "${1:-}" =~ ^[0-9]+$ ]]; then workers=(--workers "$1"); shift; fi
 results=$PWD/results/leaderboard
