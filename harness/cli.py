@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--out", default=None, help="report folder (default RESULTS_DIR/report)")
     rep.add_argument("--target", action="extend", nargs="+", default=[], metavar="PAIR=VALUE",
                      help="fixed target accuracy for a pair instead of uniform's final")
+    rep.add_argument("--target-rise", type=float, default=1.0, metavar="FRAC",
+                     help="targets at FRAC of uniform's median rise from step 0 to its final "
+                          "(default 1: the final; a sensitivity check, e.g. 0.9)")
     rep.add_argument("--reps", type=_count(1), default=2000, help="bootstrap resamples")
     rep.add_argument("--seed", type=_count(0), default=0, help="bootstrap seed")
     rep.add_argument("--calibration", default=None, metavar="PATH",

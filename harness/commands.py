@@ -200,7 +200,8 @@ def _cmd_report(args: argparse.Namespace) -> None:
                                    calibration=Path(args.calibration) if args.calibration
                                    else None,
                                    claims_file=Path(args.claims) if args.claims else None,
-                                   finished_only=args.finished_only)
+                                   finished_only=args.finished_only,
+                                   target_rise=args.target_rise)
     except report.ReportError as err:
         raise UserError(str(err)) from err
     print(written[0].parent)

@@ -228,6 +228,28 @@ def test_cli_bad_target_is_one_line(results: Path) -> None:
     assert len(lines) == 1 and "--target expects PAIR=VALUE" in lines[0], proc.stderr
 
 
+def test_a_lower_target_rise_closes_the_interval_a_median_target_leaves_open(
+        tmp_path: Path) -> None:
+    """At uniform's median final, resampling uniform's seeds often gives a median that never
+    arrives, so the interval is open above; at 60% of its rise every uniform seed arrives and a
+    strategy that is slower on every seed is shown slower."""
+    ends = [0.5, 0.6, 0.7]  # uniform's seeds end here: one of three stays below the median
+    for seed, end in enumerate(ends):
+        # uniform rises over 4 evaluations, dots (ending a little higher) over 16
+        write_run(tmp_path, "p", "uniform", seed,
+                  [0.3 + (end - 0.3) * min(1.0, i / 4) for i in range(17)], 1.0)
+        write_run(tmp_path, "p", "dots", seed,
+                  [0.3 + (end + 0.05 - 0.3) * i / 16 for i in range(17)], 1.0)
+    open_, _ = report.report(tmp_path, reps=200, out=tmp_path / "r1")
+    closed, _ = report.report(tmp_path, reps=200, out=tmp_path / "r2", target_rise=0.6)
+    wide, narrow = (a.leaderboard.set_index("label").loc["dots"] for a in (open_, closed))
+    assert math.isinf(wide["iqm_hi"])
+    assert narrow["iqm_hi"] < 1.0
+    assert closed.targets["target"].iloc[0] == pytest.approx(0.3 + 0.6 * (0.6 - 0.3))
+    with pytest.raises(report.ReportError, match="--target-rise must be in"):
+        report.report(tmp_path, target_rise=1.2)
+
+
 @pytest.mark.slow
 def test_report_on_two_real_runs(tmp_path: Path) -> None:
     """Two real short runs on tiny-b-arith (uniform, oracle), then the CLI report on them."""
@@ -389,6 +411,13 @@ def test_the_committed_leaderboard_report_is_what_its_committed_records_give(tmp
     for name in sorted(made):
         if name.endswith((".md", ".csv")):
             assert (tmp_path / "report" / name).read_text() == (committed / name).read_text(), name
+    # and the sensitivity check beside it (scripts/leaderboard_snapshot.sh)
+    side = results / "report-rise90"
+    if side.is_dir():
+        report_mod.report(results, out=tmp_path / "side", finished_only=True, only_runs=only,
+                          target_rise=0.9)
+        for name in sorted(p.name for p in side.iterdir() if p.suffix in (".md", ".csv")):
+            assert (tmp_path / "side" / name).read_text() == (side / name).read_text(), name
 
 
 def test_records_keep_each_runs_largest_repeat_share(tmp_path: Path) -> None:

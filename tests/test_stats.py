@@ -77,6 +77,24 @@ def test_target_is_uniform_median_smoothed_final_or_fixed() -> None:
     assert set(t["source"]) == {"fixed"}
 
 
+def test_a_target_rise_asks_for_that_share_of_uniforms_median_rise() -> None:
+    ev = _evals({
+        ("A", "uniform", 0): ([0, 10, 20], [0.2, 0.3, 0.4]),  # smoothed final 0.3
+        ("A", "uniform", 1): ([0, 10, 20], [0.1, 0.5, 0.6]),  # 0.4
+        ("A", "uniform", 2): ([0, 10, 20], [0.2, 0.2, 0.2]),  # 0.2
+    })
+    # median first evaluation 0.2, median smoothed final 0.3: 0.2 + 0.5 x 0.1
+    t = stats.targets(ev, rise=0.5)
+    assert t["target"].iloc[0] == pytest.approx(0.25)
+    assert "50% of its rise" in t["source"].iloc[0]
+    assert stats.targets(ev, rise=1.0)["target"].iloc[0] == pytest.approx(0.3)
+    # a fixed target is taken as given
+    assert stats.targets(ev, fixed={"A": 0.9}, rise=0.5)["target"].iloc[0] == 0.9
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="rise must be in"):
+            stats.targets(ev, rise=bad)
+
+
 def _two_strategy_case() -> pd.DataFrame:
     # target 0.5 (fixed); smoothed accuracy crosses at the listed clock times
     up = [0.2, 0.8, 0.8, 0.8]  # smoothed 0.2, 0.5, ...: reaches at the 2nd evaluation

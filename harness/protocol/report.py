@@ -134,9 +134,9 @@ def analyse(records: Records, fixed_targets: Mapping[str, float] | None = None,
             reps: int = 2000, seed: int = 0, level: float = 0.95,
             calibration: costclock.Calibration | None = None,
             calibration_source: str = "",
-            claim_list: Sequence[Mapping[str, Any]] = ()) -> Analysis:
+            claim_list: Sequence[Mapping[str, Any]] = (), target_rise: float = 1.0) -> Analysis:
     records, notes = with_cost_clock(records, calibration)
-    target_table = stats.targets(records.evals, fixed_targets)
+    target_table = stats.targets(records.evals, fixed_targets, rise=target_rise)
     if target_table.empty:
         pairs_seen = ", ".join(sorted(set(records.summaries["pair"])))
         raise ReportError(f"no pair has a target accuracy ({pairs_seen}): add {stats.BASELINE} "
@@ -301,17 +301,23 @@ def report(results: Path, out: Path | None = None,
            fixed_targets: Mapping[str, float] | None = None, reps: int = 2000, seed: int = 0,
            level: float = 0.95, calibration: Path | None = None,
            claims_file: Path | None = None, finished_only: bool = False,
-           only_runs: Collection[str] | None = None) -> tuple[Analysis, list[Path]]:
+           only_runs: Collection[str] | None = None,
+           target_rise: float = 1.0) -> tuple[Analysis, list[Path]]:
     """Analyse ``results/runs`` and write the report into ``out`` (default ``results/report``).
     ``calibration``: the cost clock's unit costs (default ``results/calibration.json``, else
     fitted on the records); ``claims_file``: published claims (default configs/claims.yaml).
     ``finished_only``: say nothing of unfinished runs (a snapshot to commit while a sweep writes
     runs beside the finished ones: the published report is what the finished records give).
-    ``only_runs``: report on just the run folders so named (e.g. those a commit holds)."""
+    ``only_runs``: report on just the run folders so named (e.g. those a commit holds).
+    ``target_rise``: the targets uniform's runs set ask for this share of its median rise
+    (``stats.targets``; 1: its median final accuracy)."""
     from harness.protocol import figures
 
     if reps < 1:
         raise ReportError(f"--reps must be at least 1, got {reps}")
+    if not 0.0 < target_rise <= 1.0:
+        raise ReportError(f"--target-rise must be in (0, 1], got {target_rise} (e.g. 0.9: "
+                          "the target is 90% of uniform's median rise from step 0)")
     results = Path(results)
     out = Path(out) if out is not None else results / "report"
     records = load_records(results, only_runs)
@@ -328,7 +334,8 @@ def report(results: Path, out: Path | None = None,
             raise ReportError(str(err)) from err
         claim_list = []
     a = analyse(records, fixed_targets or None, reps=reps, seed=seed, level=level,
-                calibration=cal, calibration_source=source, claim_list=claim_list)
+                calibration=cal, calibration_source=source, claim_list=claim_list,
+                target_rise=target_rise)
     out.mkdir(parents=True, exist_ok=True)
     from harness.protocol.reporttables import write_tables
 
