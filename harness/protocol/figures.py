@@ -9,6 +9,7 @@ curves and per-run points are drawn, bands only where there are seeds to make on
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -84,6 +85,11 @@ def _title(fig: plt.Figure, a: Analysis, text: str) -> str:
     """Set the figure's title (with the machine-speed warning, if any) and return its text."""
     warning = _machine_warning(a)
     width = max(60, int(fig.get_figwidth() * 11))  # characters that fit at this font size
+    # a sensitivity report (--target-rise) must not pass for the main one
+    rise = sorted({m.group(1) for m in (re.search(r"(\d+%) of its rise", str(src))
+                                         for src in a.targets["source"]) if m})
+    if rise:
+        text += f" (targets at {', '.join(rise)} of uniform's rise)"
     title = text + ("\n" + textwrap.fill(f"⚠ {warning}", width) if warning else "")
     fig.suptitle(title, color="black" if not warning else "darkred", fontsize=11)
     return title
